@@ -1,0 +1,125 @@
+"""Tasks for the book: ``nox -s tests``, ``nox -s docs``, ``nox -s docs-live``, ``nox -s lint``,
+``nox -s notebooks``. Each session installs what it needs into its own virtual environment."""
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+DOCS = ROOT / "docs"
+BUILD = DOCS / "_build"
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["lint", "tests", "docs"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+def _env() -> dict[str, str]:
+    """Environment for commands: a relative JAXGENAI_DATA is made absolute, because notebooks
+    execute with docs/ as their working directory."""
+    env = {"PYTHONHASHSEED": "0"}
+    if os.environ.get("JAXGENAI_DATA"):
+        env["JAXGENAI_DATA"] = str(Path(os.environ["JAXGENAI_DATA"]).expanduser().resolve())
+    return env
+
+
+def _library_fingerprint() -> str:
+    """Hash of the library and dependency pins that executed pages depend on."""
+    digest = hashlib.sha256()
+    for path in sorted([ROOT / "pyproject.toml", *(ROOT / "tutorial_lib").rglob("*")]):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(ROOT)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _pages() -> list[str]:
+    return sorted(
+        str(p.relative_to(ROOT))
+        for p in DOCS.rglob("*.md")
+        if "_build" not in p.parts and "{code-cell}" in p.read_text(encoding="utf-8")
+    )
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite (pytest exits non-zero when no test runs, which fails the session)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs, env=_env())
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the executed HTML book from clean, warnings as errors.
+
+    The HTML is rebuilt from scratch; executed notebooks come from the jupyter-cache in
+    docs/_build/.jupyter_cache, so unchanged pages are not re-run while the library is
+    unchanged. ``nox -s docs -- --no-cache`` clears that cache too.
+    """
+    session.install("-e", ".[docs]")
+    shutil.rmtree(BUILD / "html", ignore_errors=True)
+    shutil.rmtree(BUILD / "doctrees", ignore_errors=True)
+    args = list(session.posargs)
+    cache = BUILD / ".jupyter_cache"
+    stamp = BUILD / "library.sha256"
+    fingerprint = _library_fingerprint()
+    # jupyter-cache re-runs a page only when the page's code changes; it cannot see a change
+    # in tutorial_lib, so a changed library invalidates every cached page.
+    stale = not stamp.exists() or stamp.read_text().strip() != fingerprint
+    if "--no-cache" in args or stale:
+        if "--no-cache" in args:
+            args.remove("--no-cache")
+        session.log("Executing every page afresh (library changed or --no-cache).")
+        shutil.rmtree(cache, ignore_errors=True)
+    BUILD.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(fingerprint + "\n")
+    session.run(
+        "sphinx-build",
+        "-b",
+        "html",
+        "-W",
+        "--keep-going",
+        "-n",
+        "-d",
+        str(BUILD / "doctrees"),
+        str(DOCS),
+        str(BUILD / "html"),
+        *args,
+        env=_env(),
+    )
+    session.log(f"Book built: {BUILD / 'html' / 'index.html'}")
+
+
+@nox.session(name="docs-live")
+def docs_live(session: nox.Session) -> None:
+    """Serve the book with live reload while you edit pages."""
+    session.install("-e", ".[docs,live]")
+    session.run(
+        "sphinx-autobuild",
+        "--watch",
+        "tutorial_lib",
+        "-d",
+        str(BUILD / "doctrees"),
+        str(DOCS),
+        str(BUILD / "html"),
+        *session.posargs,
+        env=_env(),
+    )
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Ruff lint and format check."""
+    session.install("ruff>=0.17.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def notebooks(session: nox.Session) -> None:
+    """Sync every MyST page with its paired .ipynb (jupytext), newest side wins."""
+    session.install("jupytext>=1.19.6")
+    session.run("jupytext", "--sync", *_pages())
