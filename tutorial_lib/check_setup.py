@@ -88,9 +88,7 @@ def check_data() -> list[str]:
     print(f"  data root: {data.data_root()} (set JAXGENAI_DATA to change it)")
     missing = []
     for record in data.dataset_status():
-        state = (
-            "ok" if record.verified else ("present, NOT verified" if record.present else "missing")
-        )
+        state = "ok" if record.verified else record.detail
         print(f"  {record.name:<28} {state}")
         if not record.verified:
             missing.append(record.name)

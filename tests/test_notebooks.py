@@ -1,0 +1,54 @@
+"""Every executable page is paired with a committed .ipynb that is in sync and Colab-ready."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+PAGES = sorted(
+    p
+    for p in DOCS.rglob("*.md")
+    if "_build" not in p.parts and "{code-cell}" in p.read_text(encoding="utf-8")
+)
+REFERENCE_CHECK = ROOT.parent / "shared" / "tools" / "check_pairs.py"
+
+
+def _code(notebook) -> list[str]:
+    return [c.source.strip() for c in notebook.cells if c.cell_type == "code"]
+
+
+def test_the_book_has_executable_pages():
+    assert len(PAGES) >= 2, PAGES
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(DOCS)))
+def test_page_is_paired_and_in_sync(page):
+    paired = page.with_suffix(".ipynb")
+    assert paired.exists(), f"{paired.name} missing: run `nox -s notebooks`"
+    md = jupytext.read(page)
+    nb = jupytext.read(paired)
+    assert md.metadata["jupytext"]["formats"] == "md:myst,ipynb"
+    assert _code(md) == _code(nb), f"{page.name} and {paired.name} differ: run `nox -s notebooks`"
+    # The committed notebook carries no outputs: the build executes the .md, Colab the .ipynb.
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(DOCS)))
+def test_first_code_cell_sets_up_colab_and_is_hidden(page):
+    first = next(c for c in jupytext.read(page).cells if c.cell_type == "code")
+    assert '"google.colab" in sys.modules' in first.source
+    assert "%pip install" in first.source
+    assert "git+https://github.com/jax-genai-science/jax-genai-book@main" in first.source
+    assert "remove-cell" in first.metadata.get("tags", [])
+
+
+@pytest.mark.skipif(not REFERENCE_CHECK.exists(), reason="shared/tools/check_pairs.py not present")
+def test_reference_pair_check_passes():
+    result = subprocess.run(
+        [sys.executable, str(REFERENCE_CHECK), str(ROOT)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
