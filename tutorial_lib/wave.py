@@ -176,7 +176,7 @@ def simulate_jax(
     dx: float,
     dt: float,
     wavelet: Float[Array, " steps"],
-    source: tuple[int, int],
+    source: tuple[int, int] | Int[Array, "2"],
     receivers: Int[Array, "receivers 2"],
     damping: Float[Array, "nz nx"] | None = None,
     unroll: int = 2,
@@ -188,14 +188,16 @@ def simulate_jax(
     copying the carried fields each iteration (several times faster on CPU; measured in the
     book's first chapter).
 
-    Differentiable with respect to ``velocity`` (and ``wavelet``). Inputs are checked once in
-    Python when they are concrete; under ``jax.grad`` the velocity is a tracer and only its
-    shape is checked.
+    Differentiable with respect to ``velocity`` (and ``wavelet``), and ``vmap``-able over
+    ``source`` positions. Inputs are checked in Python when they are concrete; inside
+    ``jax.grad``, ``jax.vmap`` or ``jax.jit`` they are tracers and the checks are skipped.
     """
-    if not isinstance(velocity, jax.core.Tracer):
+    arrays = (velocity, wavelet, source, receivers, damping)
+    if not any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves(arrays)):
         _check_inputs(velocity, dx, dt, wavelet, source, receivers, damping)
     c2 = (jnp.asarray(velocity) * (dt / dx)) ** 2
-    wavelet = jnp.asarray(wavelet) * c2[tuple(source)]
+    source = (source[0], source[1])
+    wavelet = jnp.asarray(wavelet) * c2[source]
     rz, rx = jnp.asarray(receivers).T
     damping = jnp.ones_like(c2) if damping is None else jnp.asarray(damping, c2.dtype)
-    return _simulate_jax(c2, damping, wavelet, tuple(int(i) for i in source), rz, rx, unroll)
+    return _simulate_jax(c2, damping, wavelet, source, rz, rx, unroll)

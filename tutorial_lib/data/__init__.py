@@ -1,0 +1,97 @@
+"""Real data sets and toy distributions for the book, fetched or found staged, always verified.
+
+Data root: `$JAXGENAI_DATA` if set, else a per-user cache (see `data_root`). Every file is
+listed once in `registry.txt` (path, sha256, URL at a pinned commit). Failures raise
+`DataError` with what to do.
+"""
+
+from ._errors import ChecksumError, DataError, DownloadError
+from ._fetch import (
+    DatasetStatus,
+    UnverifiedDataWarning,
+    dataset_status,
+    fetch_dataset,
+    fetch_file,
+    file_sha256,
+)
+from ._paths import cache_dir, data_root
+from ._registry import DATASETS, FileSpec, dataset_files, registry
+from .augment import all_dihedral, dihedral, random_dihedral
+from .fasta import PROTEIN_ALPHABET, FastaRecord, format_fasta, parse_fasta, read_fasta
+from .galaxies import (
+    GALAXY10_LABELS,
+    GALAXY_ZOO_LABELS,
+    Galaxies,
+    GalaxyFallbackWarning,
+    box_resize,
+    centre_crop_resize,
+    load_galaxies,
+)
+from .homology import (
+    Split,
+    homology_clusters,
+    homology_split,
+    near_duplicate_pairs,
+    split_clusters,
+)
+from .hubble import detect_sources, hubble_cutouts
+from .proteins import (
+    GB1,
+    GB1_SPLITS,
+    THERMOPROT_CLASSES,
+    ThermoProt,
+    load_gb1,
+    load_thermoprot,
+)
+from .toy import GaussianMixture, example_mixture, ring_mixture, swiss_roll, two_moons
+
+__all__ = [
+    "DATASETS",
+    "GALAXY10_LABELS",
+    "GALAXY_ZOO_LABELS",
+    "GB1",
+    "GB1_SPLITS",
+    "PROTEIN_ALPHABET",
+    "THERMOPROT_CLASSES",
+    "ChecksumError",
+    "DataError",
+    "DatasetStatus",
+    "DownloadError",
+    "FastaRecord",
+    "FileSpec",
+    "Galaxies",
+    "GalaxyFallbackWarning",
+    "GaussianMixture",
+    "Split",
+    "ThermoProt",
+    "UnverifiedDataWarning",
+    "all_dihedral",
+    "box_resize",
+    "cache_dir",
+    "centre_crop_resize",
+    "data_root",
+    "dataset_files",
+    "dataset_status",
+    "detect_sources",
+    "dihedral",
+    "example_mixture",
+    "fetch_dataset",
+    "fetch_file",
+    "file_sha256",
+    "format_fasta",
+    "homology_clusters",
+    "homology_split",
+    "hubble_cutouts",
+    "load_galaxies",
+    "load_gb1",
+    "load_thermoprot",
+    "near_duplicate_pairs",
+    "parse_fasta",
+    "random_dihedral",
+    "read_fasta",
+    "registry",
+    "ring_mixture",
+    "split_clusters",
+    "swiss_roll",
+    "two_moons",
+]
