@@ -145,9 +145,10 @@ def simulate_numpy(
         lap[1:-1, 1:-1] = (
             p[2:, 1:-1] + p[:-2, 1:-1] + p[1:-1, 2:] + p[1:-1, :-2] - 4 * p[1:-1, 1:-1]
         )
-        p_next = 2 * p - p_prev + c2 * lap
-        p_next[source] += wavelet[n]
-        p_prev, p = p * damping, p_next * damping
+        # Cerjan damping: every level is damped twice, once as p_next and once as p_prev.
+        p_next = damping * (2 * p - damping * p_prev + c2 * lap)
+        p_next[source] += damping[source] * wavelet[n]
+        p_prev, p = p, p_next
         traces[n] = p[rz, rx]
     return p, traces
 
@@ -161,9 +162,11 @@ def _laplacian(p: Float[Array, "nz nx"]) -> Float[Array, "nz nx"]:
 def _simulate_jax(c2, damping, wavelet, source, rz, rx, unroll):
     def step(carry, w):
         p_prev, p = carry
-        p_next = 2 * p - p_prev + c2 * _laplacian(p)
-        p_next = p_next.at[source].add(w)
-        return (p * damping, p_next * damping), p_next[rz, rx] * damping[rz, rx]
+        # Damping p_prev here rather than when it is stored keeps the carry a plain swap
+        # (p, p_next), which XLA can update in place (about 2x faster than damping both).
+        p_next = damping * (2 * p - damping * p_prev + c2 * _laplacian(p))
+        p_next = p_next.at[source].add(damping[source] * w)
+        return (p, p_next), p_next[rz, rx]
 
     zeros = jnp.zeros_like(c2)
     (_, p), traces = jax.lax.scan(step, (zeros, zeros), wavelet, unroll=unroll)
