@@ -1,6 +1,7 @@
 """Sphinx configuration for *JAX and Generative AI for Science*."""
 
 import os
+from pathlib import Path
 
 project = "JAX and Generative AI for Science"
 author = "The JAX and Generative AI for Science authors"
@@ -34,7 +35,8 @@ nb_merge_streams = True
 nb_execution_excludepatterns: list[str] = []
 
 # --- bibliography -----------------------------------------------------------------------------
-bibtex_bibfiles = ["references.bib"]
+# One file per part of the book (references.bib, references-diffusion.bib, ...).
+bibtex_bibfiles = sorted(p.name for p in Path(__file__).parent.glob("references*.bib"))
 bibtex_reference_style = "author_year"
 bibtex_default_style = "plain"
 
