@@ -1,0 +1,252 @@
+"""Noise schedules, the U-Net, DDPM training and the three samplers."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import optax
+import pytest
+
+from tutorial_lib.diffusion import (
+    CosineSchedule,
+    LinearSchedule,
+    UNet,
+    ancestral_sample,
+    count_parameters,
+    ddim_sample,
+    ema_update,
+    init_train_state,
+    make_schedule,
+    make_train_step,
+    ode_sample,
+    time_grid,
+)
+
+SCHEDULES = [LinearSchedule(), CosineSchedule()]
+
+
+class GaussianEps(eqx.Module):
+    """The exact noise predictor E[eps | x_t] for data x0 ~ N(mu, sd^2) in every pixel."""
+
+    schedule: eqx.Module
+    mu: float
+    sd: float
+
+    def __call__(self, x, t, *, key=None):
+        a, n = self.schedule.signal_and_noise(t)
+        return n * (x - a * self.mu) / (a**2 * self.sd**2 + n**2)
+
+
+# ----- schedules ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES, ids=["linear", "cosine"])
+def test_schedule_runs_from_data_to_noise(schedule):
+    t = jnp.linspace(0.0, 1.0, 101)
+    abar = jax.vmap(schedule.alpha_bar)(t)
+    assert abs(float(abar[0]) - 1.0) < 1e-6
+    assert float(abar[-1]) < 1e-4
+    assert bool(jnp.all(jnp.diff(abar) < 0))
+    a, s = jax.vmap(schedule.signal_and_noise)(t[1:])
+    np.testing.assert_allclose(a**2 + s**2, 1.0, atol=1e-6)
+
+
+def test_linear_schedule_matches_the_vp_sde_closed_form():
+    # abar(t) = exp(-int_0^t beta), beta(t) = beta_min + t (beta_max - beta_min).
+    s, t = LinearSchedule(), 0.37
+    expected = np.exp(-(0.1 * t + 0.5 * (20.0 - 0.1) * t**2))
+    np.testing.assert_allclose(float(s.alpha_bar(t)), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES, ids=["linear", "cosine"])
+def test_time_of_noise_to_signal_inverts_noise_to_signal(schedule):
+    t = jnp.linspace(0.01, 0.99, 25)
+    back = jax.vmap(schedule.time_of_noise_to_signal)(jax.vmap(schedule.noise_to_signal)(t))
+    np.testing.assert_allclose(back, t, atol=1e-5)
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES, ids=["linear", "cosine"])
+def test_forward_marginal_matches_closed_form(schedule):
+    # q(x_t | x0) = N(sqrt(abar) x0, (1 - abar) I): check mean and variance by sampling.
+    x0, t, n = jnp.asarray(0.8), 0.4, 200_000
+    eps = jr.normal(jr.key(0), (n,))
+    xt = schedule.add_noise(x0, eps, t)
+    abar = float(schedule.alpha_bar(t))
+    se = np.sqrt((1 - abar) / n)
+    assert abs(float(xt.mean()) - np.sqrt(abar) * 0.8) < 5 * se
+    assert abs(float(xt.var()) - (1 - abar)) < 5 * (1 - abar) * np.sqrt(2 / n)
+
+
+def test_unknown_schedule_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown noise schedule 'quadratic'"):
+        make_schedule("quadratic")
+
+
+# ----- the U-Net ---------------------------------------------------------------------------
+
+
+def tiny_unet(key=None, **kw):
+    options = dict(
+        base_channels=8,
+        channel_mults=(1, 2),
+        num_res_blocks=1,
+        attention_resolutions=(4,),
+        heads=2,
+        groups=4,
+    )
+    return UNet(8, **(options | kw), key=jr.key(0) if key is None else key)
+
+
+def test_unet_keeps_the_shape_and_starts_at_zero():
+    model = tiny_unet()
+    x = jr.normal(jr.key(1), (3, 8, 8))
+    out = eqx.filter_jit(model)(x, jnp.asarray(0.3))
+    assert out.shape == x.shape
+    # The output convolution's weights start at zero: the untrained network predicts the same
+    # (bias) value at every pixel, whatever the input.
+    assert float(jnp.ptp(out, axis=(1, 2)).max()) == 0.0
+    assert count_parameters(model) == sum(
+        v.size for v in jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array))
+    )
+
+
+def test_unet_depends_on_time_and_dropout_needs_a_key():
+    model = tiny_unet(dropout=0.5)
+    # Give the output layer weights so the network is not identically zero.
+    model = jax.tree.map(lambda v: v + 0.05 if eqx.is_inexact_array(v) else v, model)
+    x = jr.normal(jr.key(1), (3, 8, 8))
+    f = eqx.filter_jit(lambda m, t, key=None: m(x, t, key=key))
+    a, b = f(model, jnp.asarray(0.1)), f(model, jnp.asarray(0.9))
+    assert float(jnp.abs(a - b).max()) > 1e-3
+    np.testing.assert_array_equal(f(model, jnp.asarray(0.1)), a)  # no key: deterministic
+    assert float(jnp.abs(f(model, jnp.asarray(0.1), key=jr.key(2)) - a).max()) > 1e-3
+
+
+def test_unet_rejects_bad_sizes_and_batches():
+    with pytest.raises(ValueError, match="divisible"):
+        UNet(10, channel_mults=(1, 2, 2), key=jr.key(0))
+    model = tiny_unet()
+    with pytest.raises(ValueError, match=r"use jax\.vmap for a batch"):
+        model(jnp.zeros((4, 3, 8, 8)), jnp.asarray(0.5))
+
+
+# ----- training ------------------------------------------------------------------------------
+
+
+def test_ema_update_is_the_convex_combination():
+    ema, new = {"w": jnp.ones(3)}, {"w": jnp.full(3, 3.0)}
+    np.testing.assert_allclose(ema_update(ema, new, 0.9)["w"], 0.9 * 1 + 0.1 * 3)
+
+
+class TinyEps(eqx.Module):
+    """A small MLP eps(x, t) for one-pixel 'images', shape (1, 1, 1)."""
+
+    mlp: eqx.nn.MLP
+
+    def __init__(self, key):
+        self.mlp = eqx.nn.MLP(3, 1, 64, 2, activation=jax.nn.silu, key=key)
+
+    def __call__(self, x, t, *, key=None):
+        a, n = SCHEDULES[1].signal_and_noise(t)
+        return self.mlp(jnp.stack([x.reshape(()), a, n])).reshape(1, 1, 1)
+
+
+def test_ddpm_loss_learns_the_noise_predictor_of_a_gaussian():
+    schedule, mu, sd = SCHEDULES[1], 0.3, 0.5
+    exact = GaussianEps(schedule, mu, sd)
+    optimiser = optax.adam(3e-3)
+    state = init_train_state(TinyEps(jr.key(0)), optimiser)
+    step = make_train_step(
+        schedule, optimiser, lambda k, _: mu + sd * jr.normal(k, (256, 1, 1, 1)), ema_decay=0.99
+    )
+    for i in range(1500):
+        state, loss = step(jnp.zeros(()), state, jr.key(i))
+    x = jnp.linspace(-2.0, 2.0, 41).reshape(-1, 1, 1, 1)
+    for t in (0.2, 0.5, 0.8):
+        tt = jnp.asarray(t)
+        pred = jax.vmap(state.model, in_axes=(0, None))(x, tt)
+        target = jax.vmap(exact, in_axes=(0, None))(x, tt)
+        rel = float(jnp.mean((pred - target) ** 2) / jnp.mean(target**2))
+        assert rel < 0.02, (t, rel)
+    # The loss itself approaches its floor E||eps - E[eps|x_t]||^2 > 0, not zero.
+    assert 0.05 < float(loss) < 1.0
+
+
+def test_train_step_with_and_without_scan_agree():
+    model = TinyEps(jr.key(0))
+    schedule = SCHEDULES[1]
+    optimiser = optax.adam(1e-3)
+    data = jr.uniform(jr.key(3), (16, 1, 1, 1), minval=-1, maxval=1)
+    prepare = lambda k, d: d[jr.randint(k, (4,), 0, d.shape[0])]  # noqa: E731
+    one = make_train_step(schedule, optimiser, prepare, steps_per_call=1)
+    three = make_train_step(schedule, optimiser, prepare, steps_per_call=3)
+    a = init_train_state(model, optimiser)
+    for k in jr.split(jr.key(4), 3):
+        a, _ = one(data, a, k)
+    b, _ = three(data, init_train_state(model, optimiser), jr.key(4))
+    assert int(a.step) == int(b.step) == 3
+    for u, v in zip(
+        jax.tree.leaves(eqx.filter(a.model, eqx.is_array)),
+        jax.tree.leaves(eqx.filter(b.model, eqx.is_array)),
+        strict=True,
+    ):
+        np.testing.assert_allclose(u, v, atol=1e-5)
+
+
+# ----- samplers ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sampler", "kwargs", "nfe"),
+    [
+        (ddim_sample, {"steps": 50}, 50),
+        (ancestral_sample, {"steps": 200}, 200),
+        (ode_sample, {}, None),
+    ],
+    ids=["ddim", "ddpm", "ode"],
+)
+def test_samplers_draw_from_the_data_distribution(sampler, kwargs, nfe):
+    schedule, mu, sd = SCHEDULES[1], 0.2, 0.3
+    result = sampler(GaussianEps(schedule, mu, sd), schedule, jr.key(0), 512, (1, 4, 4), **kwargs)
+    x = np.asarray(result.images).ravel()  # 8,192 draws (correlated only through the sampler)
+    assert abs(x.mean() - mu) < 0.02
+    assert abs(x.std() - sd) < 0.02
+    if nfe is not None:
+        assert result.nfe == nfe
+    else:
+        assert 8 < int(result.nfe) < 400
+
+
+def test_ddim_with_many_steps_approaches_the_ode_sampler():
+    # Both are deterministic maps of the same starting noise: DDIM is Euler's method on the
+    # probability-flow ODE, so its error shrinks like 1 / steps.
+    schedule = SCHEDULES[1]
+    model = GaussianEps(schedule, 0.2, 0.3)
+    x1 = jr.normal(jr.key(5), (64, 1, 2, 2))
+    ode = ode_sample(
+        model, schedule, jr.key(0), 64, (1, 2, 2), x_init=x1, rtol=1e-6, atol=1e-6, clip=False
+    ).images
+    gaps = [
+        float(
+            jnp.abs(
+                ddim_sample(
+                    model, schedule, jr.key(0), 64, (1, 2, 2), steps=s, x_init=x1, clip=False
+                ).images
+                - ode
+            ).max()
+        )
+        for s in (8, 40, 200)
+    ]
+    # First order: five times the steps, about a fifth of the error.
+    assert gaps[2] < 0.02
+    assert gaps[0] / gaps[1] > 3 and gaps[1] / gaps[2] > 3, gaps
+
+
+def test_time_grid_and_sampler_input_errors():
+    np.testing.assert_allclose(time_grid(4), [1.0, 0.75, 0.5, 0.25, 0.0])
+    with pytest.raises(ValueError, match="at least one sampling step"):
+        time_grid(0)
+    schedule = SCHEDULES[1]
+    with pytest.raises(ValueError, match=r"\(channels, height, width\)"):
+        ddim_sample(GaussianEps(schedule, 0.0, 1.0), schedule, jr.key(0), 2, (4, 4))

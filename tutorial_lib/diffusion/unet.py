@@ -1,0 +1,230 @@
+"""A U-Net noise predictor eps(x_t, t) in Equinox, after Ho et al. (2020).
+
+Residual blocks with group normalisation and a sinusoidal time embedding added to every block,
+self-attention at the low resolutions, skip connections from each encoder block to the
+decoder. One image at a time, channels first `(C, H, W)`; batch with `jax.vmap`.
+"""
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+from jaxtyping import Array, Float, PRNGKeyArray
+
+
+def sinusoidal_embedding(
+    t: Float[Array, ""], dim: int, scale: float = 1000.0
+) -> Float[Array, " dim"]:
+    """Transformer-style features of a scalar time t in [0, 1] (Vaswani et al. 2017)."""
+    half = dim // 2
+    freqs = jnp.exp(-math.log(10_000.0) * jnp.arange(half) / (half - 1))
+    angles = scale * t * freqs
+    return jnp.concatenate([jnp.sin(angles), jnp.cos(angles)])
+
+
+def _dropout(x, rate: float, key):
+    if key is None or rate == 0.0:
+        return x
+    keep = jr.bernoulli(key, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / (1.0 - rate), 0.0)
+
+
+class ResBlock(eqx.Module):
+    norm1: eqx.nn.GroupNorm
+    conv1: eqx.nn.Conv2d
+    time_proj: eqx.nn.Linear
+    norm2: eqx.nn.GroupNorm
+    conv2: eqx.nn.Conv2d
+    skip: eqx.nn.Conv2d | None
+    dropout: float = eqx.field(static=True)
+
+    def __init__(self, c_in: int, c_out: int, t_dim: int, groups: int, dropout: float, *, key):
+        k1, k2, k3, k4 = jr.split(key, 4)
+        self.norm1 = eqx.nn.GroupNorm(min(groups, c_in), c_in)
+        self.conv1 = eqx.nn.Conv2d(c_in, c_out, 3, padding=1, key=k1)
+        self.time_proj = eqx.nn.Linear(t_dim, c_out, key=k2)
+        self.norm2 = eqx.nn.GroupNorm(min(groups, c_out), c_out)
+        conv2 = eqx.nn.Conv2d(c_out, c_out, 3, padding=1, key=k3)
+        # Start each block as the identity: a common trick that steadies early training.
+        self.conv2 = eqx.tree_at(lambda c: c.weight, conv2, jnp.zeros_like(conv2.weight))
+        self.skip = eqx.nn.Conv2d(c_in, c_out, 1, key=k4) if c_in != c_out else None
+        self.dropout = dropout
+
+    def __call__(self, x: Float[Array, "c h w"], t_emb: Float[Array, " t"], *, key=None):
+        h = self.conv1(jax.nn.silu(self.norm1(x)))
+        h = h + self.time_proj(jax.nn.silu(t_emb))[:, None, None]
+        h = _dropout(jax.nn.silu(self.norm2(h)), self.dropout, key)
+        h = self.conv2(h)
+        return h + (x if self.skip is None else self.skip(x))
+
+
+class SelfAttention(eqx.Module):
+    norm: eqx.nn.GroupNorm
+    attention: eqx.nn.MultiheadAttention
+
+    def __init__(self, channels: int, heads: int, groups: int, *, key):
+        self.norm = eqx.nn.GroupNorm(min(groups, channels), channels)
+        attn = eqx.nn.MultiheadAttention(heads, channels, key=key)
+        self.attention = eqx.tree_at(
+            lambda a: a.output_proj.weight, attn, jnp.zeros_like(attn.output_proj.weight)
+        )
+
+    def __call__(self, x: Float[Array, "c h w"]) -> Float[Array, "c h w"]:
+        c, h, w = x.shape
+        tokens = self.norm(x).reshape(c, h * w).T
+        out = self.attention(tokens, tokens, tokens)
+        return x + out.T.reshape(c, h, w)
+
+
+class Upsample(eqx.Module):
+    conv: eqx.nn.Conv2d
+
+    def __init__(self, channels: int, *, key):
+        self.conv = eqx.nn.Conv2d(channels, channels, 3, padding=1, key=key)
+
+    def __call__(self, x):
+        return self.conv(jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2))
+
+
+class UNet(eqx.Module):
+    """eps_theta(x, t) for images `(channels, size, size)` and times t in [0, 1].
+
+    `channel_mults` gives the width of each resolution level (times `base_channels`); every
+    level but the last halves the resolution. Self-attention runs at the resolutions listed in
+    `attention_resolutions`.
+    """
+
+    time_mlp: list[eqx.nn.Linear]
+    stem: eqx.nn.Conv2d
+    down_blocks: list[list[ResBlock]]
+    down_attn: list[list[SelfAttention | None]]
+    downsamples: list[eqx.nn.Conv2d | None]
+    mid: list[eqx.Module]
+    up_blocks: list[list[ResBlock]]
+    up_attn: list[list[SelfAttention | None]]
+    upsamples: list[Upsample | None]
+    out_norm: eqx.nn.GroupNorm
+    out_conv: eqx.nn.Conv2d
+    image_size: int = eqx.field(static=True)
+    channels: int = eqx.field(static=True)
+    base_channels: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        image_size: int,
+        channels: int = 3,
+        base_channels: int = 32,
+        channel_mults: tuple[int, ...] = (1, 2, 2, 4),
+        num_res_blocks: int = 2,
+        attention_resolutions: tuple[int, ...] = (16, 8),
+        heads: int = 4,
+        groups: int = 8,
+        dropout: float = 0.1,
+        *,
+        key: PRNGKeyArray,
+    ):
+        if image_size % 2 ** (len(channel_mults) - 1):
+            raise ValueError(
+                f"image_size={image_size} must be divisible by 2**{len(channel_mults) - 1} "
+                f"for {len(channel_mults)} resolution levels"
+            )
+        self.image_size, self.channels, self.base_channels = image_size, channels, base_channels
+        keys = iter(jr.split(key, 256))
+        t_dim = 4 * base_channels
+        self.time_mlp = [
+            eqx.nn.Linear(base_channels, t_dim, key=next(keys)),
+            eqx.nn.Linear(t_dim, t_dim, key=next(keys)),
+        ]
+        self.stem = eqx.nn.Conv2d(channels, base_channels, 3, padding=1, key=next(keys))
+
+        def block(c_in, c_out):
+            return ResBlock(c_in, c_out, t_dim, groups, dropout, key=next(keys))
+
+        def attn(c, res):
+            return (
+                SelfAttention(c, heads, groups, key=next(keys))
+                if res in attention_resolutions
+                else None
+            )
+
+        widths = [base_channels * m for m in channel_mults]
+        skips = [base_channels]
+        c, res = base_channels, image_size
+        self.down_blocks, self.down_attn, self.downsamples = [], [], []
+        for level, width in enumerate(widths):
+            blocks, attns = [], []
+            for _ in range(num_res_blocks):
+                blocks.append(block(c, width))
+                attns.append(attn(width, res))
+                c = width
+                skips.append(c)
+            last = level == len(widths) - 1
+            self.down_blocks.append(blocks)
+            self.down_attn.append(attns)
+            self.downsamples.append(
+                None if last else eqx.nn.Conv2d(c, c, 3, stride=2, padding=1, key=next(keys))
+            )
+            if not last:
+                skips.append(c)
+                res //= 2
+        self.mid = [block(c, c), SelfAttention(c, heads, groups, key=next(keys)), block(c, c)]
+        self.up_blocks, self.up_attn, self.upsamples = [], [], []
+        for level, width in reversed(list(enumerate(widths))):
+            blocks, attns = [], []
+            for _ in range(num_res_blocks + 1):
+                blocks.append(block(c + skips.pop(), width))
+                attns.append(attn(width, res))
+                c = width
+            self.up_blocks.append(blocks)
+            self.up_attn.append(attns)
+            self.upsamples.append(Upsample(c, key=next(keys)) if level > 0 else None)
+            if level > 0:
+                res *= 2
+        self.out_norm = eqx.nn.GroupNorm(min(groups, c), c)
+        out_conv = eqx.nn.Conv2d(c, channels, 3, padding=1, key=next(keys))
+        self.out_conv = eqx.tree_at(lambda m: m.weight, out_conv, jnp.zeros_like(out_conv.weight))
+
+    def __call__(
+        self, x: Float[Array, "c h w"], t: Float[Array, ""], *, key: PRNGKeyArray | None = None
+    ) -> Float[Array, "c h w"]:
+        """Predicted noise. `key` switches dropout on (training); leave it None to sample."""
+        if x.shape != (self.channels, self.image_size, self.image_size):
+            raise ValueError(
+                "UNet expects one image of shape "
+                f"{(self.channels, self.image_size, self.image_size)} "
+                f"(channels first), got {x.shape}; use jax.vmap for a batch"
+            )
+        n_blocks = sum(len(b) for b in self.down_blocks + self.up_blocks) + 2
+        keys = list(jr.split(key, n_blocks)) if key is not None else [None] * n_blocks
+        emb = self.time_mlp[1](
+            jax.nn.silu(self.time_mlp[0](sinusoidal_embedding(t, self.base_channels)))
+        )
+
+        h = self.stem(x)
+        hs = [h]
+        for blocks, attns, down in zip(
+            self.down_blocks, self.down_attn, self.downsamples, strict=True
+        ):
+            for blk, att in zip(blocks, attns, strict=True):
+                h = blk(h, emb, key=keys.pop())
+                h = h if att is None else att(h)
+                hs.append(h)
+            if down is not None:
+                h = down(h)
+                hs.append(h)
+        h = self.mid[0](h, emb, key=keys.pop())
+        h = self.mid[1](h)
+        h = self.mid[2](h, emb, key=keys.pop())
+        for blocks, attns, up in zip(self.up_blocks, self.up_attn, self.upsamples, strict=True):
+            for blk, att in zip(blocks, attns, strict=True):
+                h = blk(jnp.concatenate([h, hs.pop()], axis=0), emb, key=keys.pop())
+                h = h if att is None else att(h)
+            if up is not None:
+                h = up(h)
+        return self.out_conv(jax.nn.silu(self.out_norm(h)))
+
+
+def count_parameters(model: eqx.Module) -> int:
+    return sum(x.size for x in jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array)))
