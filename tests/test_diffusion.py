@@ -98,6 +98,23 @@ def tiny_unet(key=None, **kw):
     return UNet(8, **(options | kw), key=jr.key(0) if key is None else key)
 
 
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"kernel_size": 3, "padding": 1},
+        {"kernel_size": 3, "stride": 2, "padding": 1},
+        {"kernel_size": 1},
+    ],
+    ids=["3x3", "3x3-stride-2", "1x1"],
+)
+def test_channels_last_conv_matches_equinox(kwargs):
+    from tutorial_lib.diffusion.unet import conv
+
+    layer = eqx.nn.Conv2d(5, 7, key=jr.key(0), **kwargs)
+    x = jr.normal(jr.key(1), (5, 9, 9))
+    np.testing.assert_allclose(conv(layer, x), layer(x), rtol=1e-5, atol=1e-5)
+
+
 def test_unet_keeps_the_shape_and_starts_at_zero():
     model = tiny_unet()
     x = jr.normal(jr.key(1), (3, 8, 8))

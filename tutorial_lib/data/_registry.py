@@ -7,9 +7,14 @@ upstream commit (pooch's registry-file format, read with `pooch.Pooch.load_regis
 import dataclasses
 import functools
 import os
+import warnings
 from importlib import resources
 
-import pooch
+with warnings.catch_warnings():
+    # pooch imports `tqdm.auto`, which warns in a Jupyter kernel without ipywidgets; the book
+    # shows no download progress bars, so that warning would only clutter every page.
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    import pooch
 
 from ._paths import APP_NAME, MIRROR_ENV
 

@@ -100,8 +100,8 @@ def make_train_step(
         return TrainState(model, ema, opt_state, state.step + 1), loss
 
     if steps_per_call == 1:
-        # XLA:CPU runs convolutions inside a loop (`scan`) several times slower than outside
-        # one, so a single step is compiled without the loop.
+        # XLA:CPU runs the gradients of convolutions inside a loop (`scan`) more than ten
+        # times slower than outside one, so a single step is compiled without the loop.
         @eqx.filter_jit(donate="all-except-first")
         def single_step(data, state: TrainState, key):
             return one_step(data, state, key)
@@ -179,34 +179,13 @@ def _ddim_step(model, schedule, eta, clip, x, inputs):
     return jnp.exp(0.5 * log_as) * x0 + direction + sigma * jr.normal(k, x.shape), x0
 
 
-_jitted_steps = {
-    _ancestral_step: eqx.filter_jit(_ancestral_step),
-    _ddim_step: eqx.filter_jit(_ddim_step),
-}
-
-
 def _iterate(step, static_args: tuple, x, xs):
-    """`lax.scan(partial(step, *static_args), x, xs)`, except on XLA:CPU outside `jit`.
-
-    XLA:CPU runs a U-Net inside a loop (`scan`, `while`) about twenty times slower than the
-    same network outside one (measured in JAX 0.10 on two cores), so there each step is
-    compiled once and called from Python; the per-call overhead is negligible next to a
-    network evaluation. Under `jit` or on an accelerator it is one `lax.scan`.
-    """
-    xs_leaves = jax.tree.leaves(xs)
-    traced = any(
-        isinstance(v, jax.core.Tracer) for v in [x, *jax.tree.leaves(static_args), *xs_leaves]
-    )
-    if traced or jax.default_backend() != "cpu":
-        return jax.lax.scan(lambda c, inp: step(*static_args, c, inp), x, xs)
-    jitted = _jitted_steps[step]
-    ys = []
-    for i in range(xs_leaves[0].shape[0]):
-        x, y = jitted(*static_args, x, jax.tree.map(lambda v, i=i: v[i], xs))
-        ys.append(y)
-    return x, jnp.stack(ys)
+    # The samplers are jitted whole (`eqx.filter_jit`: integers and flags are static), so a
+    # second call with the same sizes reuses the compiled loop.
+    return jax.lax.scan(lambda c, inp: step(*static_args, c, inp), x, xs)
 
 
+@eqx.filter_jit
 def ancestral_sample(
     model: EpsModel,
     schedule: NoiseSchedule,
@@ -231,6 +210,7 @@ def ancestral_sample(
     return SampleResult(x, steps, _thin(x0s, keep))
 
 
+@eqx.filter_jit
 def ddim_sample(
     model: EpsModel,
     schedule: NoiseSchedule,
@@ -272,32 +252,6 @@ def _ode_vector_field(model, schedule):
 
 
 @eqx.filter_jit
-def _ode_init(model, schedule, solver, controller, u0, u1, y0):
-    term = _ode_vector_field(model, schedule)
-    error_order = solver.error_order(term)
-    u_next, controller_state = controller.init(
-        term, u0, u1, y0, (u1 - u0) / 20, None, solver.func, error_order
-    )
-    return u_next, controller_state, solver.init(term, u0, u_next, y0, None)
-
-
-@eqx.filter_jit
-def _ode_step(
-    model, schedule, solver, controller, u1, u, u_next, y, solver_state, controller_state
-):
-    term = _ode_vector_field(model, schedule)
-    y_new, y_error, _, new_solver_state, _ = solver.step(
-        term, u, u_next, y, None, solver_state, made_jump=False
-    )
-    keep, u_prev2, u_next2, _, controller_state, _ = controller.adapt_step_size(
-        u, u_next, y, y_new, None, y_error, solver.error_order(term), controller_state
-    )
-    pick = lambda new, old: jnp.where(keep, new, old)  # noqa: E731
-    y = pick(y_new, y)
-    solver_state = jax.tree.map(pick, new_solver_state, solver_state)
-    return u_prev2, jnp.minimum(u_next2, u1), y, solver_state, controller_state
-
-
 def ode_sample(
     model: EpsModel,
     schedule: NoiseSchedule,
@@ -324,48 +278,17 @@ def ode_sample(
     u1 = -jnp.log(schedule.noise_to_signal(t_end))
     a0, _ = schedule.signal_and_noise(1.0)
     y0 = x / a0
-    solver = diffrax.Tsit5()
-    # Tolerances as arrays, not Python floats: a new tolerance then needs no new compilation.
-    controller = diffrax.PIDController(rtol=jnp.asarray(rtol, jnp.float32), atol=jnp.asarray(atol, jnp.float32))
-    traced = any(isinstance(v, jax.core.Tracer) for v in [x, *jax.tree.leaves(model)])
-    if traced or jax.default_backend() != "cpu":
-        sol = diffrax.diffeqsolve(
-            _ode_vector_field(model, schedule),
-            solver,
-            t0=u0,
-            t1=u1,
-            dt0=(u1 - u0) / 20,
-            y0=y0,
-            stepsize_controller=controller,
-            max_steps=max_steps,
-        )
-        y_end, attempts = sol.ys[-1], sol.stats["num_steps"]
-    else:
-        # The same solver and controller, stepped from Python: see `_iterate` for why.
-        u0, u1 = jnp.asarray(u0, jnp.float32), jnp.asarray(u1, jnp.float32)
-        u_next, controller_state, solver_state = _ode_init(
-            model, schedule, solver, controller, u0, u1, y0
-        )
-        u, y, attempts = u0, y0, 0
-        while float(u) < float(u1):
-            if attempts == max_steps:
-                raise RuntimeError(f"the ODE solve needed more than max_steps={max_steps} steps")
-            u, u_next, y, solver_state, controller_state = _ode_step(
-                model,
-                schedule,
-                solver,
-                controller,
-                u1,
-                u,
-                u_next,
-                y,
-                solver_state,
-                controller_state,
-            )
-            # Strongly typed times, so that every step reuses the first step's compilation.
-            u, u_next = jnp.asarray(u, jnp.float32), jnp.asarray(u_next, jnp.float32)
-            attempts += 1
-        y_end = y
+    sol = diffrax.diffeqsolve(
+        _ode_vector_field(model, schedule),
+        diffrax.Tsit5(),
+        t0=u0,
+        t1=u1,
+        dt0=(u1 - u0) / 20,
+        y0=y0,
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        max_steps=max_steps,
+    )
+    y_end, attempts = sol.ys[-1], sol.stats["num_steps"]
     a1, _ = schedule.signal_and_noise(t_end)
     x0, _ = _predict_x0(schedule, _batched_eps(model), a1 * y_end, jnp.asarray(t_end), clip)
     # Tsit5 is first-same-as-last: 6 new evaluations per step, one at the start, one to denoise.
