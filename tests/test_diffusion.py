@@ -260,6 +260,22 @@ def test_ddim_with_many_steps_approaches_the_ode_sampler():
     assert gaps[0] / gaps[1] > 3 and gaps[1] / gaps[2] > 3, gaps
 
 
+def test_trajectory_keeps_evenly_spaced_x0_predictions():
+    schedule = SCHEDULES[1]
+    model = GaussianEps(schedule, 0.2, 0.3)
+    result = ddim_sample(model, schedule, jr.key(0), 16, (1, 2, 2), steps=20, keep=5)
+    assert result.nfe == 20 and result.trajectory.shape == (5, 16, 1, 2, 2)
+    # The last prediction, at t = 1/20, is where DDIM's final step lands (abar(0) ~ 1).
+    np.testing.assert_allclose(result.trajectory[-1], result.images, atol=1e-3)
+    # At t = 1 the best guess of x0 is close to the data mean; later guesses spread out.
+    spread = result.trajectory.std(axis=(1, 2, 3, 4))
+    assert spread[0] < 0.1 < spread[-1]
+    assert (
+        ddim_sample(model, schedule, jr.key(0), 2, (1, 2, 2), steps=3, keep=5).trajectory.shape[0]
+        == 5
+    )
+
+
 def test_time_grid_and_sampler_input_errors():
     np.testing.assert_allclose(time_grid(4), [1.0, 0.75, 0.5, 0.25, 0.0])
     with pytest.raises(ValueError, match="at least one sampling step"):

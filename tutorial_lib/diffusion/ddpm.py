@@ -179,13 +179,34 @@ def _ddim_step(model, schedule, eta, clip, x, inputs):
     return jnp.exp(0.5 * log_as) * x0 + direction + sigma * jr.normal(k, x.shape), x0
 
 
-def _iterate(step, static_args: tuple, x, xs):
-    # The samplers are jitted whole (`eqx.filter_jit`: integers and flags are static), so a
-    # second call with the same sizes reuses the compiled loop.
-    return jax.lax.scan(lambda c, inp: step(*static_args, c, inp), x, xs)
+def _reverse_loop(step, static_args: tuple, x, steps, key, keep: int):
+    """Apply `step` down the uniform grid t_i = 1 - i / steps, i = 0 .. steps - 1.
+
+    `steps` may be traced: the loop is a `fori_loop` with a dynamic trip count, so sampling
+    with 10 or 100 steps reuses one compilation. Returns x and, when `keep > 0`, the x0
+    predictions at `keep` evenly spaced steps (else None).
+    """
+    slots = jnp.round(jnp.linspace(0.0, steps - 1.0, max(keep, 1))).astype(int)
+    kept = jnp.zeros((max(keep, 1) if keep > 0 else 0, *x.shape), x.dtype)
+
+    def body(i, carry):
+        x, kept = carry
+        t, s = 1.0 - i / steps, 1.0 - (i + 1) / steps
+        x, x0 = step(*static_args, x, (t, jnp.maximum(s, 0.0), jr.fold_in(key, i)))
+        if keep > 0:
+            hit = (slots == i)[:, None, None, None, None]
+            kept = jnp.where(hit, x0[None], kept)
+        return x, kept
+
+    x, kept = jax.lax.fori_loop(0, steps, body, (x, kept))
+    return x, (kept if keep > 0 else None)
 
 
-@eqx.filter_jit
+def _check_steps(steps):
+    if not isinstance(steps, jax.core.Tracer) and int(steps) < 1:
+        raise ValueError(f"need at least one sampling step, got steps={steps}")
+
+
 def ancestral_sample(
     model: EpsModel,
     schedule: NoiseSchedule,
@@ -202,15 +223,19 @@ def ancestral_sample(
     `keep > 0` also returns `keep` evenly spaced x0 predictions (the denoising trajectory).
     """
     _check_shape(shape)
-    k0, k_steps = jr.split(key)
-    grid = time_grid(steps)
-    x = jr.normal(k0, (n, *shape))
-    inputs = (grid[:-1], grid[1:], jr.split(k_steps, steps))
-    x, x0s = _iterate(_ancestral_step, (model, schedule, clip), x, inputs)
-    return SampleResult(x, steps, _thin(x0s, keep))
+    _check_steps(steps)
+    result = _ancestral_sample(model, schedule, key, n, shape, jnp.asarray(steps), clip, keep)
+    return result._replace(nfe=steps)
 
 
 @eqx.filter_jit
+def _ancestral_sample(model, schedule, key, n, shape, steps, clip, keep):
+    k0, k_steps = jr.split(key)
+    x = jr.normal(k0, (n, *shape))
+    x, x0s = _reverse_loop(_ancestral_step, (model, schedule, clip), x, steps, k_steps, keep)
+    return SampleResult(x, steps, x0s)
+
+
 def ddim_sample(
     model: EpsModel,
     schedule: NoiseSchedule,
@@ -230,12 +255,18 @@ def ddim_sample(
     x / sqrt(abar) and sqrt((1 - abar) / abar)); `eta=1` matches DDPM's posterior variance.
     """
     _check_shape(shape)
+    _check_steps(steps)
+    args = (jnp.asarray(steps), jnp.asarray(eta, jnp.float32), clip, keep)
+    result = _ddim_sample(model, schedule, key, n, shape, *args, x_init)
+    return result._replace(nfe=steps)
+
+
+@eqx.filter_jit
+def _ddim_sample(model, schedule, key, n, shape, steps, eta, clip, keep, x_init):
     k0, k_steps = jr.split(key)
-    grid = time_grid(steps)
     x = jr.normal(k0, (n, *shape)) if x_init is None else x_init
-    inputs = (grid[:-1], grid[1:], jr.split(k_steps, steps))
-    x, x0s = _iterate(_ddim_step, (model, schedule, eta, clip), x, inputs)
-    return SampleResult(x, steps, _thin(x0s, keep))
+    x, x0s = _reverse_loop(_ddim_step, (model, schedule, eta, clip), x, steps, k_steps, keep)
+    return SampleResult(x, steps, x0s)
 
 
 def _ode_vector_field(model, schedule):
@@ -251,7 +282,6 @@ def _ode_vector_field(model, schedule):
     return diffrax.ODETerm(vector_field)
 
 
-@eqx.filter_jit
 def ode_sample(
     model: EpsModel,
     schedule: NoiseSchedule,
@@ -273,6 +303,13 @@ def ode_sample(
     solve runs from t=1 to `t_end`, then one last x0 prediction denoises the result.
     """
     _check_shape(shape)
+    # Tolerances as arrays, so that a new tolerance needs no new compilation.
+    tolerances = jnp.asarray(rtol, jnp.float32), jnp.asarray(atol, jnp.float32)
+    return _ode_sample(model, schedule, key, n, shape, *tolerances, t_end, clip, x_init, max_steps)
+
+
+@eqx.filter_jit
+def _ode_sample(model, schedule, key, n, shape, rtol, atol, t_end, clip, x_init, max_steps):
     x = jr.normal(key, (n, *shape)) if x_init is None else x_init
     u0 = -jnp.log(schedule.noise_to_signal(1.0))
     u1 = -jnp.log(schedule.noise_to_signal(t_end))
@@ -294,13 +331,6 @@ def ode_sample(
     # Tsit5 is first-same-as-last: 6 new evaluations per step, one at the start, one to denoise.
     nfe = 6 * attempts + 2
     return SampleResult(x0, nfe)
-
-
-def _thin(x0s: Float[Array, "steps n c h w"], keep: int):
-    if keep <= 0:
-        return None
-    idx = jnp.linspace(0, x0s.shape[0] - 1, keep).round().astype(int)
-    return x0s[idx]
 
 
 SAMPLERS = {"ddpm": ancestral_sample, "ddim": ddim_sample, "ode": ode_sample}
