@@ -126,6 +126,8 @@ def _dps_step(model, schedule, measurement, y, zeta, x, inputs):
     return x_next - zeta * grad, (x0c, norms)
 
 
+# Stepped from Python, not in a `fori_loop`: XLA:CPU runs the gradients of convolutions
+# inside a loop more than ten times slower than outside one (see `make_train_step`).
 _dps_step_jit = eqx.filter_jit(_dps_step)
 
 

@@ -1,0 +1,333 @@
+"""The ESM2 protein language model (Lin et al. 2023) as Equinox modules.
+
+A pre-LayerNorm BERT-style encoder with rotary position embeddings, trained by masked-language
+modelling. Every module acts on ONE sequence of token ids, shape `(L,)`; batch with `jax.vmap`
+over right-padded token arrays (`<pad>` keys are masked out of attention, so a sequence's
+outputs do not depend on how much padding follows it).
+
+Numerically this matches Hugging Face's `EsmForMaskedLM` (and the original `esm` package):
+
+- token-dropout rescaling of the embeddings, at inference too: `<mask>` embeddings are zeroed
+  and the rest scaled by `(1 - 0.15 * 0.8) / (1 - observed mask fraction)`, the fraction taken
+  over the non-pad tokens;
+- queries scaled by `head_dim ** -0.5` before the rotary embedding, ESM's `rotate_half`
+  convention (the two halves of each head, not interleaved pairs);
+- the exact (erf) GELU, LayerNorm eps from the config (1e-5 for ESM2);
+- LM head: dense, GELU, LayerNorm, decoder tied to the token embeddings (unless a checkpoint
+  stores its own), plus a bias;
+- contact head: attention maps of all layers and heads without `<cls>`/`<eos>`, symmetrised,
+  average-product corrected, then a logistic regression over the `layers * heads` channels.
+"""
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+
+from .alphabet import EOS, MASK, PAD, VOCAB_SIZE
+
+__all__ = [
+    "ESM2",
+    "ContactHead",
+    "Dense",
+    "ESM2Config",
+    "ESM2Output",
+    "LMHead",
+    "SelfAttention",
+    "TransformerLayer",
+    "apply_rotary",
+    "forward_batch",
+]
+
+# ESM's training masked 15% of positions and replaced 80% of those by <mask>.
+_MASK_RATIO_TRAIN = 0.15 * 0.8
+
+
+@dataclasses.dataclass(frozen=True)
+class ESM2Config:
+    """Sizes of an ESM2 model. The defaults are `esm2_t6_8M_UR50D`'s."""
+
+    num_layers: int = 6
+    embed_dim: int = 320
+    num_heads: int = 20
+    ffn_dim: int = 1280
+    vocab_size: int = VOCAB_SIZE
+    layer_norm_eps: float = 1e-5
+    token_dropout: bool = True
+    rope_theta: float = 10000.0
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.embed_dim % self.num_heads:
+            raise ValueError(
+                f"embed_dim={self.embed_dim} is not a multiple of num_heads={self.num_heads}"
+            )
+        if (self.embed_dim // self.num_heads) % 2:
+            raise ValueError(
+                f"head dimension {self.embed_dim // self.num_heads} must be even for rotary "
+                "embeddings; change embed_dim or num_heads"
+            )
+        if self.vocab_size != VOCAB_SIZE:
+            raise ValueError(
+                f"vocab_size={self.vocab_size}: only the standard {VOCAB_SIZE}-token ESM "
+                "alphabet is supported"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.embed_dim // self.num_heads
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ESM2Config":
+        names = {f.name for f in dataclasses.fields(cls)}
+        extra = set(d) - names
+        if extra:
+            raise ValueError(f"unknown ESM2Config fields {sorted(extra)}; known: {sorted(names)}")
+        return cls(**d)
+
+
+class ESM2Output(NamedTuple):
+    """What `ESM2.__call__` returns for one sequence of `L` tokens."""
+
+    logits: Float[Array, "L V"]
+    hidden: Float[Array, "L D"]  # the final-LayerNorm representations ("embeddings")
+    attentions: Float[Array, "layers heads L L"] | None = None
+    contacts: Float[Array, "L-2 L-2"] | None = None
+
+
+def _gelu(x: Array) -> Array:
+    return jax.nn.gelu(x, approximate=False)
+
+
+class Dense(eqx.Module):
+    """`x @ W.T + b` on every row; `W` is `(out, in)` as in PyTorch checkpoints."""
+
+    weight: Float[Array, "out in"]
+    bias: Float[Array, " out"]
+
+    def __init__(self, in_dim: int, out_dim: int, *, key: PRNGKeyArray, std: float = 0.02):
+        # BERT/ESM initialisation: N(0, 0.02) weights, zero biases.
+        self.weight = std * jr.normal(key, (out_dim, in_dim))
+        self.bias = jnp.zeros(out_dim)
+
+    def __call__(self, x: Float[Array, "L in"]) -> Float[Array, "L out"]:
+        return x @ self.weight.T + self.bias
+
+
+def _norm(ln: eqx.nn.LayerNorm, x: Float[Array, "L D"]) -> Float[Array, "L D"]:
+    return jax.vmap(ln)(x)
+
+
+def _dropout(x: Array, rate: float, key: PRNGKeyArray | None) -> Array:
+    if key is None or rate == 0.0:
+        return x
+    keep = jr.bernoulli(key, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / (1.0 - rate), 0.0)
+
+
+def _rotate_half(x: Float[Array, "... d"]) -> Float[Array, "... d"]:
+    x1, x2 = jnp.split(x, 2, axis=-1)
+    return jnp.concatenate([-x2, x1], axis=-1)
+
+
+def apply_rotary(x: Float[Array, "L H d"], theta: float = 10000.0) -> Float[Array, "L H d"]:
+    """Rotary position embedding of per-head vectors at positions 0..L-1 (ESM's convention)."""
+    length, _, d = x.shape
+    inv_freq = 1.0 / theta ** (jnp.arange(0, d, 2, dtype=jnp.float32) / d)
+    freqs = jnp.arange(length, dtype=jnp.float32)[:, None] * inv_freq
+    angles = jnp.concatenate([freqs, freqs], axis=-1)[:, None, :]
+    return x * jnp.cos(angles).astype(x.dtype) + _rotate_half(x) * jnp.sin(angles).astype(x.dtype)
+
+
+class SelfAttention(eqx.Module):
+    query: Dense
+    key: Dense
+    value: Dense
+    output: Dense
+    num_heads: int = eqx.field(static=True)
+    rope_theta: float = eqx.field(static=True)
+
+    def __init__(self, dim: int, num_heads: int, rope_theta: float, *, key: PRNGKeyArray):
+        kq, kk, kv, ko = jr.split(key, 4)
+        self.query = Dense(dim, dim, key=kq)
+        self.key = Dense(dim, dim, key=kk)
+        self.value = Dense(dim, dim, key=kv)
+        self.output = Dense(dim, dim, key=ko)
+        self.num_heads = num_heads
+        self.rope_theta = rope_theta
+
+    def __call__(
+        self, x: Float[Array, "L D"], pad: Bool[Array, " L"]
+    ) -> tuple[Float[Array, "L D"], Float[Array, "H L L"]]:
+        length, dim = x.shape
+        heads = (length, self.num_heads, dim // self.num_heads)
+        # ESM scales the queries, not the scores, and does so before the rotation.
+        q = self.query(x).reshape(heads) * (dim // self.num_heads) ** -0.5
+        k = self.key(x).reshape(heads)
+        v = self.value(x).reshape(heads)
+        q, k = apply_rotary(q, self.rope_theta), apply_rotary(k, self.rope_theta)
+        scores = jnp.einsum("qhd,khd->hqk", q, k)
+        # A finite floor rather than -inf: an all-padding row stays finite instead of NaN.
+        scores = jnp.where(pad[None, None, :], jnp.finfo(scores.dtype).min, scores)
+        weights = jax.nn.softmax(scores, axis=-1)
+        out = jnp.einsum("hqk,khd->qhd", weights, v).reshape(length, dim)
+        return self.output(out), weights
+
+
+class TransformerLayer(eqx.Module):
+    """Pre-LN block: `x + Attn(LN(x))`, then `x + W2 gelu(W1 LN(x))`."""
+
+    attn_norm: eqx.nn.LayerNorm
+    attn: SelfAttention
+    ffn_norm: eqx.nn.LayerNorm
+    fc1: Dense
+    fc2: Dense
+    dropout: float = eqx.field(static=True)
+
+    def __init__(self, config: ESM2Config, *, key: PRNGKeyArray):
+        ka, k1, k2 = jr.split(key, 3)
+        d, eps = config.embed_dim, config.layer_norm_eps
+        self.attn_norm = eqx.nn.LayerNorm(d, eps=eps)
+        self.attn = SelfAttention(d, config.num_heads, config.rope_theta, key=ka)
+        self.ffn_norm = eqx.nn.LayerNorm(d, eps=eps)
+        self.fc1 = Dense(d, config.ffn_dim, key=k1)
+        self.fc2 = Dense(config.ffn_dim, d, key=k2)
+        self.dropout = config.dropout
+
+    def __call__(
+        self, x: Float[Array, "L D"], pad: Bool[Array, " L"], *, key: PRNGKeyArray | None = None
+    ) -> tuple[Float[Array, "L D"], Float[Array, "H L L"]]:
+        k1, k2 = (None, None) if key is None else jr.split(key)
+        h, weights = self.attn(_norm(self.attn_norm, x), pad)
+        x = x + _dropout(h, self.dropout, k1)
+        h = self.fc2(_gelu(self.fc1(_norm(self.ffn_norm, x))))
+        return x + _dropout(h, self.dropout, k2), weights
+
+
+class LMHead(eqx.Module):
+    """Token logits from final representations; `decoder=None` ties it to the embeddings."""
+
+    dense: Dense
+    norm: eqx.nn.LayerNorm
+    bias: Float[Array, " V"]
+    decoder: Float[Array, "V D"] | None
+
+    def __init__(self, config: ESM2Config, *, key: PRNGKeyArray):
+        self.dense = Dense(config.embed_dim, config.embed_dim, key=key)
+        self.norm = eqx.nn.LayerNorm(config.embed_dim, eps=config.layer_norm_eps)
+        self.bias = jnp.zeros(config.vocab_size)
+        self.decoder = None
+
+    def __call__(
+        self, x: Float[Array, "L D"], embedding: Float[Array, "V D"]
+    ) -> Float[Array, "L V"]:
+        h = _norm(self.norm, _gelu(self.dense(x)))
+        weight = embedding if self.decoder is None else self.decoder
+        return h @ weight.T + self.bias
+
+
+def _apc(x: Float[Array, "C N N"]) -> Float[Array, "C N N"]:
+    """Average product correction (Dunn et al. 2008): remove the rank-one background."""
+    row = x.sum(-1, keepdims=True)
+    col = x.sum(-2, keepdims=True)
+    return x - row * col / x.sum((-1, -2), keepdims=True)
+
+
+class ContactHead(eqx.Module):
+    """Residue-residue contact probabilities from the attention maps (Rao et al. 2021)."""
+
+    regression: Dense
+
+    def __init__(self, config: ESM2Config, *, key: PRNGKeyArray):
+        self.regression = Dense(config.num_layers * config.num_heads, 1, key=key)
+
+    def __call__(
+        self, tokens: Int[Array, " L"], attentions: Float[Array, "layers heads L L"]
+    ) -> Float[Array, "L-2 L-2"]:
+        keep = (tokens != EOS) & (tokens != PAD)
+        a = attentions * (keep[:, None] & keep[None, :])
+        a = a[..., 1:-1, 1:-1]
+        a = a.reshape(-1, *a.shape[-2:])
+        a = _apc(a + jnp.swapaxes(a, -1, -2))
+        logits = jnp.einsum("c,cij->ij", self.regression.weight[0], a) + self.regression.bias[0]
+        return jax.nn.sigmoid(logits)
+
+
+class ESM2(eqx.Module):
+    """ESM2 masked language model for one sequence of token ids (see the module docstring)."""
+
+    embedding: eqx.nn.Embedding
+    layers: tuple[TransformerLayer, ...]
+    final_norm: eqx.nn.LayerNorm  # `emb_layer_norm_after`
+    lm_head: LMHead
+    contact_head: ContactHead
+    config: ESM2Config = eqx.field(static=True)
+
+    def __init__(self, config: ESM2Config, *, key: PRNGKeyArray):
+        ke, kl, kh, kc = jr.split(key, 4)
+        weight = 0.02 * jr.normal(ke, (config.vocab_size, config.embed_dim))
+        self.embedding = eqx.nn.Embedding(weight=weight)
+        self.layers = tuple(
+            TransformerLayer(config, key=k) for k in jr.split(kl, config.num_layers)
+        )
+        self.final_norm = eqx.nn.LayerNorm(config.embed_dim, eps=config.layer_norm_eps)
+        self.lm_head = LMHead(config, key=kh)
+        self.contact_head = ContactHead(config, key=kc)
+        self.config = config
+
+    def embed(self, tokens: Int[Array, " L"]) -> Float[Array, "L D"]:
+        """Token embeddings with ESM's token-dropout rescaling; padding rows are zero."""
+        pad = tokens == PAD
+        x = self.embedding.weight[tokens]
+        if self.config.token_dropout:
+            is_mask = tokens == MASK
+            x = jnp.where(is_mask[:, None], 0.0, x)
+            observed = is_mask.sum() / jnp.maximum((~pad).sum(), 1)
+            x = x * ((1.0 - _MASK_RATIO_TRAIN) / (1.0 - observed))
+        return jnp.where(pad[:, None], 0.0, x)
+
+    def __call__(
+        self,
+        tokens: Int[Array, " L"],
+        *,
+        key: PRNGKeyArray | None = None,
+        return_attentions: bool = False,
+        return_contacts: bool = False,
+    ) -> ESM2Output:
+        """Logits and representations of one tokenised sequence.
+
+        `key` switches dropout on (training); without it the model is deterministic.
+        `return_contacts` adds the contact map of the residues, shape `(L-2, L-2)`.
+        """
+        if tokens.ndim != 1:
+            raise ValueError(
+                f"ESM2 takes one sequence of token ids, shape (L,), got {tokens.shape}; "
+                "for a batch use jax.vmap(model) or forward_batch(model, tokens)"
+            )
+        pad = tokens == PAD
+        x = self.embed(tokens)
+        keys = [None] * len(self.layers) if key is None else list(jr.split(key, len(self.layers)))
+        maps = []
+        for layer, k in zip(self.layers, keys, strict=True):
+            x, weights = layer(x, pad, key=k)
+            maps.append(weights)
+        hidden = _norm(self.final_norm, x)
+        logits = self.lm_head(hidden, self.embedding.weight)
+        attentions = jnp.stack(maps) if return_attentions or return_contacts else None
+        contacts = self.contact_head(tokens, attentions) if return_contacts else None
+        return ESM2Output(logits, hidden, attentions if return_attentions else None, contacts)
+
+
+@eqx.filter_jit
+def forward_batch(model: ESM2, tokens: Int[Array, "B L"]) -> ESM2Output:
+    """Compiled forward pass of a right-padded batch (logits and representations)."""
+    return jax.vmap(model)(tokens)

@@ -1,0 +1,114 @@
+"""JAX versus PyTorch (transformers) forward pass of the same ESM2 weights.
+
+Needs `torch` and `transformers` (the `test` extra); the JAX side needs neither. Both models
+get identical random weights: a Hugging Face `EsmForMaskedLM` is initialised from a seed,
+saved, and read back with `load_hf_directory`.
+"""
+
+import tempfile
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tutorial_lib.benchmark import best_time
+
+from .alphabet import AMINO_ACID_IDS, CLS, EOS
+from .esm2 import ESM2Config, forward_batch
+from .load import load_hf_directory
+
+__all__ = ["compare_forward_speed"]
+
+
+def _hf_model(config: ESM2Config, seed: int):
+    import torch
+    from transformers import EsmConfig, EsmForMaskedLM
+
+    torch.manual_seed(seed)
+    hf = EsmConfig(
+        vocab_size=config.vocab_size,
+        hidden_size=config.embed_dim,
+        num_hidden_layers=config.num_layers,
+        num_attention_heads=config.num_heads,
+        intermediate_size=config.ffn_dim,
+        pad_token_id=1,
+        mask_token_id=32,
+        position_embedding_type="rotary",
+        token_dropout=config.token_dropout,
+        emb_layer_norm_before=False,
+        layer_norm_eps=config.layer_norm_eps,
+        rope_theta=config.rope_theta,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    return EsmForMaskedLM(hf).eval()
+
+
+def compare_forward_speed(
+    config: ESM2Config | None = None,
+    *,
+    batch_size: int = 8,
+    length: int = 256,
+    repeat: int = 10,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Best-of-`repeat` seconds of one forward pass (logits) in JAX and in PyTorch.
+
+    `config` defaults to the esm2_t6_8M shape. The JAX pass is `jax.jit`-compiled (compile
+    time excluded, reported separately); PyTorch runs eagerly under `torch.inference_mode`
+    with its default attention (SDPA), on the GPU when JAX's default device is one and torch
+    sees CUDA. Returns the times, their ratio `torch_s / jax_s` (above 1: JAX is faster),
+    the largest logit difference, and the devices used.
+    """
+    try:
+        import torch
+    except ImportError as e:
+        raise ImportError(
+            "compare_forward_speed needs torch and transformers: pip install -e '.[test]'"
+        ) from e
+
+    config = config or ESM2Config()
+    torch_model = _hf_model(config, seed)
+    with tempfile.TemporaryDirectory() as folder:
+        torch_model.save_pretrained(folder)
+        model = load_hf_directory(folder)
+    on_gpu = jax.default_backend() == "gpu" and torch.cuda.is_available()
+    device = torch.device("cuda" if on_gpu else "cpu")
+    torch_model = torch_model.to(device)
+
+    rng = np.random.default_rng(seed)
+    body = rng.choice(AMINO_ACID_IDS, size=(batch_size, length - 2))
+    tokens = np.concatenate(
+        [np.full((batch_size, 1), CLS), body, np.full((batch_size, 1), EOS)], axis=1
+    ).astype(np.int32)
+    jax_tokens = jnp.asarray(tokens)
+    torch_tokens = torch.as_tensor(tokens, dtype=torch.long, device=device)
+
+    start = time.perf_counter()
+    jax_logits = jax.block_until_ready(forward_batch(model, jax_tokens).logits)
+    compile_s = time.perf_counter() - start
+    jax_s = best_time(lambda: forward_batch(model, jax_tokens).logits, repeat=repeat)
+
+    def run_torch() -> np.ndarray:
+        with torch.inference_mode():
+            out = torch_model(torch_tokens).logits
+        if on_gpu:
+            torch.cuda.synchronize()
+        return out
+
+    torch_logits = run_torch().float().cpu().numpy()
+    torch_s = best_time(run_torch, repeat=repeat)
+    return {
+        "jax_s": jax_s,
+        "torch_s": torch_s,
+        "torch_over_jax": torch_s / jax_s,
+        "jax_compile_s": compile_s,
+        "max_abs_logit_diff": float(np.abs(np.asarray(jax_logits) - torch_logits).max()),
+        "batch_size": batch_size,
+        "length": length,
+        "jax_device": str(jax.devices()[0]),
+        "torch_device": str(device),
+        "torch_threads": torch.get_num_threads(),
+    }
