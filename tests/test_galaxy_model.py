@@ -1,0 +1,49 @@
+"""The shipped galaxy DDPM: its public API and a sanity check of what it generates."""
+
+import jax.random as jr
+import numpy as np
+import pytest
+
+from tutorial_lib.artifacts import list_artifacts
+from tutorial_lib.diffusion import pretrained_galaxy_ddpm
+
+pytestmark = pytest.mark.skipif(
+    "galaxy-ddpm" not in list_artifacts(), reason="the galaxy-ddpm artifact is not shipped"
+)
+
+
+@pytest.fixture(scope="module")
+def galaxy_model():
+    return pretrained_galaxy_ddpm()
+
+
+def test_sample_api(galaxy_model):
+    s = galaxy_model.image_size
+    assert s in (32, 64)
+    images = np.asarray(galaxy_model.sample(jr.key(0), 2, steps=5))
+    assert images.shape == (2, s, s, 3) and images.dtype == np.float32
+    assert 0.0 <= images.min() and images.max() <= 1.0
+    np.testing.assert_array_equal(images, np.asarray(galaxy_model.sample(jr.key(0), 2, steps=5)))
+    assert not np.array_equal(images, np.asarray(galaxy_model.sample(jr.key(1), 2, steps=5)))
+
+
+def test_metadata_records_how_it_was_made(galaxy_model):
+    meta = galaxy_model.metadata
+    assert meta["command"].startswith("python -m tutorial_lib.train galaxy-ddpm")
+    assert meta["wall_time_s"] > 0 and meta["hardware"]["devices"]
+    assert meta["config"]["image_size"] == galaxy_model.image_size
+    assert meta["metrics"]["heldout_eps_mse"] < 0.05
+
+
+def test_reference_samples_are_centred_light_on_a_dark_sky(galaxy_model):
+    samples = np.asarray(galaxy_model.reference_samples)
+    assert samples.dtype == np.float32 and 0.0 <= samples.min() and samples.max() <= 1.0
+    s = samples.shape[1]
+    brightness = samples.mean(axis=-1)
+    centre = brightness[:, s // 2 - s // 8 : s // 2 + s // 8, s // 2 - s // 8 : s // 2 + s // 8]
+    border = np.concatenate(
+        [brightness[:, :2].reshape(len(samples), -1), brightness[:, -2:].reshape(len(samples), -1)],
+        axis=1,
+    )
+    # A galaxy stamp: the centre is brighter than the sky at the edge in (nearly) every sample.
+    assert np.mean(centre.mean(axis=(1, 2)) > border.mean(axis=1) + 0.05) > 0.9
