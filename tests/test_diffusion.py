@@ -7,6 +7,7 @@ import jax.random as jr
 import numpy as np
 import optax
 import pytest
+from gaussian_eps import GaussianEps
 
 from tutorial_lib.diffusion import (
     CosineSchedule,
@@ -24,18 +25,6 @@ from tutorial_lib.diffusion import (
 )
 
 SCHEDULES = [LinearSchedule(), CosineSchedule()]
-
-
-class GaussianEps(eqx.Module):
-    """The exact noise predictor E[eps | x_t] for data x0 ~ N(mu, sd^2) in every pixel."""
-
-    schedule: eqx.Module
-    mu: float
-    sd: float
-
-    def __call__(self, x, t, *, key=None):
-        a, n = self.schedule.signal_and_noise(t)
-        return n * (x - a * self.mu) / (a**2 * self.sd**2 + n**2)
 
 
 # ----- schedules ---------------------------------------------------------------------------

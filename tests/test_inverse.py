@@ -1,11 +1,11 @@
 """Measurement operators, posterior sampling and the classical baselines."""
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
+from gaussian_eps import GaussianEps
 
 from tutorial_lib.diffusion import CosineSchedule
 from tutorial_lib.diffusion.inverse import (
@@ -47,18 +47,6 @@ def test_masks():
     r = random_mask(jr.key(0), 100, keep=0.3)
     assert abs(float(r.mean()) - 0.3) < 0.02
     np.testing.assert_array_equal(Inpainting(m)(jnp.ones((3, 8, 8)))[1], m)
-
-
-class GaussianEps(eqx.Module):
-    """Exact eps predictor for pixels x0 ~ N(mu, sd^2), independent."""
-
-    schedule: eqx.Module
-    mu: float
-    sd: float
-
-    def __call__(self, x, t, *, key=None):
-        a, n = self.schedule.signal_and_noise(t)
-        return n * (x - a * self.mu) / (a**2 * self.sd**2 + n**2)
 
 
 def test_dps_fits_the_kept_pixels_and_leaves_the_rest_to_the_prior():
