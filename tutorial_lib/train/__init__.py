@@ -30,6 +30,8 @@ class TrainResult:
     config: Mapping[str, Any]
     data: Mapping[str, Any]
     metrics: Mapping[str, Any]
+    # Wall time of earlier sessions of a resumed run (see `_checkpoint`), added to this one's.
+    previous_wall_s: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +88,7 @@ def run_trainer(name: str, *, root: str | os.PathLike | None = None) -> Path:
     trainer = get_trainer(name)
     start = time.perf_counter()
     result = trainer.fn()
-    wall = time.perf_counter() - start
+    wall = time.perf_counter() - start + result.previous_wall_s
     return save_artifact(
         name,
         result.tree,

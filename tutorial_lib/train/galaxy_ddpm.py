@@ -1,5 +1,9 @@
 """Trainer of the shipped galaxy DDPM: `python -m tutorial_lib.train galaxy-ddpm`.
 
+The run saves its state every few minutes and a later run of the same config resumes it
+(`tutorial_lib.train._checkpoint`), so the hours the CPU profile needs can be spread over
+several sittings; the metadata's wall time is the sum.
+
 Set `JAXGENAI_TRAIN_STEPS=N` for a short smoke run (the config then records N, so the result
 is not mistaken for the shipped model).
 """
@@ -28,8 +32,11 @@ from tutorial_lib.diffusion.galaxy import (
 from tutorial_lib.diffusion.schedule import make_schedule
 from tutorial_lib.diffusion.unet import count_parameters
 from tutorial_lib.train import TrainResult, register_trainer
+from tutorial_lib.train._checkpoint import clear_checkpoint, load_checkpoint, save_checkpoint
 
+NAME = "galaxy-ddpm"
 STEPS_ENV = "JAXGENAI_TRAIN_STEPS"
+CHECKPOINT_EVERY_S = 300.0
 
 
 def _config() -> dict:
@@ -47,7 +54,7 @@ def _heldout_loss(model, schedule, heldout, key, repeats: int = 4) -> float:
 
 
 @register_trainer(
-    "galaxy-ddpm",
+    NAME,
     description="U-Net DDPM on SDSS Galaxy Zoo images (64x64 on a GPU, 32x32 on a CPU)",
 )
 def train() -> TrainResult:
@@ -83,24 +90,44 @@ def train() -> TrainResult:
     data = jnp.asarray(split.train)
     key = jr.key(config["seed"])
     calls = max(1, config["steps"] // steps_per_call)
-    history = []
-    start = compiled = time.perf_counter()
-    for i in range(calls):
+    history, previous_wall, first, sessions = [], 0.0, 0, 1
+    resumed = load_checkpoint(NAME, (state, key), config=config)
+    if resumed is not None:
+        (state, key), info = resumed
+        history, previous_wall = info["extra"]["history"], info["wall_s"]
+        sessions = info["extra"]["sessions"] + 1
+        first = info["step"] // steps_per_call
+        print(f"galaxy-ddpm: resuming at step {info['step']} ({previous_wall:,.0f} s so far)")
+    start = compiled = last_save = time.perf_counter()
+    for i in range(first, calls):
         key, k = jr.split(key)
         state, loss = train_step(data, state, k)
-        if i == 0:
+        if i == first:
             loss.block_until_ready()
             compiled = time.perf_counter()
         if (i + 1) % max(1, calls // 40) == 0 or i == calls - 1:
             history.append([int(state.step), float(loss)])
-            rate = (i * steps_per_call * batch) / max(time.perf_counter() - compiled, 1e-9)
+            rate = ((i - first) * steps_per_call * batch) / max(
+                time.perf_counter() - compiled, 1e-9
+            )
             print(
                 f"  step {int(state.step):>6}  loss {float(loss):.4f}  {rate:,.0f} img/s",
                 flush=True,
             )
+        if time.perf_counter() - last_save > CHECKPOINT_EVERY_S and i < calls - 1:
+            wall = previous_wall + time.perf_counter() - start
+            save_checkpoint(
+                NAME,
+                (state, key),
+                config=config,
+                step=int(state.step),
+                wall_s=wall,
+                extra={"history": history, "sessions": sessions},
+            )
+            last_save = time.perf_counter()
     jax.block_until_ready(state)
     seconds = time.perf_counter() - compiled
-    images_per_s = (calls - 1) * steps_per_call * batch / max(seconds, 1e-9)
+    images_per_s = (calls - 1 - first) * steps_per_call * batch / max(seconds, 1e-9)
 
     ema = state.ema
     k_eval = jr.split(jr.key(config["seed"] + 1))[0]
@@ -125,7 +152,9 @@ def train() -> TrainResult:
         f"{images_per_s:,.0f} img/s; {ref['n']} reference samples in {sample_s:.1f} s",
         flush=True,
     )
+    clear_checkpoint(NAME)
     return TrainResult(
+        previous_wall_s=previous_wall,
         tree={"model": shipped, "reference_samples": samples},
         config=config,
         data={
@@ -142,6 +171,7 @@ def train() -> TrainResult:
             "train_eps_mse_same_size": train_loss,
             "train_images_per_s": round(images_per_s, 1),
             "compile_s": round(compiled - start, 1),
+            "sessions": sessions,
             "reference_sampling_s": round(sample_s, 1),
             "loss_history": history,
         },
