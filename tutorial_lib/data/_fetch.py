@@ -7,7 +7,11 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import pooch
+with warnings.catch_warnings():
+    # pooch imports `tqdm.auto`, which warns in a Jupyter kernel without ipywidgets (see
+    # `_registry`); this module is imported first, so it must guard the import too.
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    import pooch
 
 from ._errors import ChecksumError, DownloadError
 from ._paths import DATA_ENV, OFFLINE_ENV, data_root, offline

@@ -18,9 +18,11 @@ from .alphabet import (
 from .esm2 import ESM2, ESM2Config, ESM2Output, apply_rotary, forward_batch
 from .load import (
     ESM2_MODELS,
+    HUB_CONFIGS,
     TINY_ARTIFACT,
     ESM2LoadError,
     HubUnreachableError,
+    count_parameters,
     esm2_skeleton,
     load_esm2,
     load_hf_directory,
@@ -41,6 +43,7 @@ __all__ = [
     "EOS",
     "ESM2",
     "ESM2_MODELS",
+    "HUB_CONFIGS",
     "MASK",
     "PAD",
     "SPECIAL_IDS",
@@ -56,6 +59,7 @@ __all__ = [
     "MaskedTokens",
     "apply_rotary",
     "batch_tokenize",
+    "count_parameters",
     "detokenize",
     "esm2_skeleton",
     "forward_batch",

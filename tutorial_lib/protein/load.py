@@ -25,6 +25,7 @@ import tempfile
 import threading
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,10 +41,12 @@ from .esm2 import ESM2, ESM2Config
 
 __all__ = [
     "ESM2_MODELS",
+    "HUB_CONFIGS",
     "TINY_ARTIFACT",
     "ESM2LoadError",
     "HubUnreachableError",
     "config_from_hf",
+    "count_parameters",
     "esm2_skeleton",
     "load_esm2",
     "load_hf_directory",
@@ -59,6 +62,22 @@ ESM2_MODELS = (
     "esm2_t36_3B_UR50D",
     "esm2_t48_15B_UR50D",
 )
+#: Their sizes, from each checkpoint's `config.json` (layers, width, heads, FFN width).
+HUB_CONFIGS = {
+    name: ESM2Config(num_layers=n, embed_dim=d, num_heads=h, ffn_dim=4 * d)
+    for name, (n, d, h) in zip(
+        ESM2_MODELS,
+        [
+            (6, 320, 20),
+            (12, 480, 20),
+            (30, 640, 20),
+            (33, 1280, 20),
+            (36, 2560, 40),
+            (48, 5120, 40),
+        ],
+        strict=True,
+    )
+}
 HUB_ENDPOINT = "https://huggingface.co"
 PROBE_TIMEOUT_S = 5.0
 _HUB_NAME = re.compile(r"^(?:(?P<owner>[\w.-]+)/)?(?P<name>esm2_[\w.-]+)$")
@@ -103,6 +122,12 @@ def load_esm2(name_or_path: str | os.PathLike, *, dtype: Any = jnp.float32) -> E
 
 def _cast(model: ESM2, dtype: Any) -> ESM2:
     return jax.tree.map(lambda x: x.astype(dtype) if eqx.is_inexact_array(x) else x, model)
+
+
+def count_parameters(config: ESM2Config) -> int:
+    """Number of parameters of an ESM2 of this size, computed without allocating it."""
+    shapes = eqx.filter_eval_shape(ESM2, config, key=jr.key(0))
+    return sum(int(np.prod(s.shape)) for s in jax.tree.leaves(shapes))
 
 
 def esm2_skeleton(config: ESM2Config, dtype: Any = jnp.float32) -> ESM2:
@@ -334,7 +359,10 @@ def _complete(folder: Path) -> bool:
 def _from_hf_cache(repo: str) -> Path | None:
     """The folder of `repo` in an existing Hugging Face cache, if both files are there."""
     try:
-        from huggingface_hub import try_to_load_from_cache
+        with warnings.catch_warnings():
+            # tqdm warns at import inside Jupyter without ipywidgets; nothing is shown here.
+            warnings.filterwarnings("ignore", message="IProgress not found")
+            from huggingface_hub import try_to_load_from_cache
     except ImportError:
         return None
     paths = [try_to_load_from_cache(repo, f) for f in ("config.json", "model.safetensors")]

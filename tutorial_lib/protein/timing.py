@@ -25,6 +25,9 @@ __all__ = ["compare_forward_speed"]
 def _hf_model(config: ESM2Config, seed: int):
     import torch
     from transformers import EsmConfig, EsmForMaskedLM
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
 
     torch.manual_seed(seed)
     hf = EsmConfig(
