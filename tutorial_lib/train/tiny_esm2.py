@@ -4,7 +4,7 @@ The architecture is ESM2's (`tutorial_lib.protein.ESM2`) at a size that trains i
 
 - GPU profile: 6 layers, width 192, 12 heads of 16 dimensions (t6_8M's head size), FFN 768,
   about 2.7M parameters; batches of 128 crops of 256 tokens.
-- CPU profile: 4 layers, width 128, 8 heads, FFN 512, about 0.8M parameters; batches of 32
+- CPU profile: 4 layers, width 128, 4 heads, FFN 512, about 0.8M parameters; batches of 32
   crops of 128 tokens, sized to finish in roughly 20-30 minutes on two cores.
 
 Data: the TRAIN part of the homology-aware ThermoProt split (`homology_split`, 80/10/10,
