@@ -178,12 +178,47 @@ class SelfAttention(eqx.Module):
         # Heads first, so both products are plain batched matrix products: XLA:CPU runs the
         # mixed layouts of `einsum("hqk,khd->qhd")` more than twice as slowly.
         q, k, v = (jnp.swapaxes(t, 0, 1) for t in (q, k, v))
-        scores = q @ jnp.swapaxes(k, -1, -2)
-        # A finite floor rather than -inf: an all-padding row stays finite instead of NaN.
-        scores = jnp.where(pad[None, None, :], jnp.finfo(scores.dtype).min, scores)
-        weights = jax.nn.softmax(scores, axis=-1)
-        out = jnp.swapaxes(weights @ v, 0, 1).reshape(length, dim)
+        out = jnp.swapaxes(_attend(q, k, v, pad), 0, 1).reshape(length, dim)
+        # The maps themselves, for callers that ask for them (unused, XLA drops this).
+        weights = jax.nn.softmax(_masked_scores(q, k, pad), axis=-1)
         return self.output(out), weights
+
+
+# Queries per block in `_attend`: a block's scores (heads x 64 x L) stay in cache.
+_QUERY_BLOCK = 64
+
+
+def _masked_scores(
+    q: Float[Array, "H Q d"], k: Float[Array, "H K d"], pad: Bool[Array, " K"]
+) -> Float[Array, "H Q K"]:
+    scores = q @ jnp.swapaxes(k, -1, -2)
+    # A finite floor rather than -inf: an all-padding row stays finite instead of NaN.
+    return jnp.where(pad[None, None, :], jnp.finfo(scores.dtype).min, scores)
+
+
+def _attend(
+    q: Float[Array, "H L d"],
+    k: Float[Array, "H L d"],
+    v: Float[Array, "H L d"],
+    pad: Bool[Array, " L"],
+) -> Float[Array, "H L d"]:
+    """`softmax(q kᵀ) v`, one block of queries at a time, normalised after the product.
+
+    Same numbers as the one-shot formula, but the full `(H, L, L)` score array never exists:
+    on a CPU, streaming it through memory several times costs more than the arithmetic.
+    """
+    heads, length, d = q.shape
+    n = -(-length // _QUERY_BLOCK)
+    blocks = jnp.pad(q, ((0, 0), (0, n * _QUERY_BLOCK - length), (0, 0)))
+    blocks = jnp.moveaxis(blocks.reshape(heads, n, _QUERY_BLOCK, d), 1, 0)
+
+    def block(qb: Float[Array, "H B d"]) -> Float[Array, "H B d"]:
+        scores = _masked_scores(qb, k, pad)
+        p = jnp.exp(scores - jax.lax.stop_gradient(scores.max(-1, keepdims=True)))
+        return (p @ v) / p.sum(-1, keepdims=True)
+
+    out = jax.lax.map(block, blocks)
+    return jnp.moveaxis(out, 0, 1).reshape(heads, n * _QUERY_BLOCK, d)[:, :length]
 
 
 class TransformerLayer(eqx.Module):
