@@ -5,12 +5,12 @@ arithmetic) from dominating the run time.
 """
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from random_esm2 import random_esm2
 
-from tutorial_lib.protein import ESM2, PAD, ESM2Config, esm2_skeleton, tokenize
+from tutorial_lib.protein import PAD, ESM2Config, tokenize
 from tutorial_lib.protein.embed import (
     centre_crop,
     embed_sequences,
@@ -24,18 +24,9 @@ SEQS = ["MKTAYIAKQR", "GSHMLE", "ACDEFGHIKLMNPQRSTVWYACDEFG", "W", "PPGGKKLLEE"]
 SIZES = {"max_len": 32, "batch_size": 8, "bucket": 16}  # shapes (8, 16) and (8, 32)
 
 
-def _random_esm2(config: ESM2Config, seed: int) -> ESM2:
-    """A random ESM2 filled from NumPy: no JAX compilation, unlike `ESM2(config, key=...)`."""
-    rng = np.random.default_rng(seed)
-    return jax.tree.map(
-        lambda s: jnp.asarray(0.3 * rng.standard_normal(s.shape), s.dtype),
-        esm2_skeleton(config),
-    )
-
-
 @pytest.fixture(scope="module")
 def model():
-    return _random_esm2(SMALL, 0)
+    return random_esm2(SMALL, 0)
 
 
 @eqx.filter_jit

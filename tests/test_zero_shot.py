@@ -7,14 +7,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from random_esm2 import random_esm2
 
 from tutorial_lib.protein import (
     AMINO_ACID_IDS,
-    ESM2,
     MASK,
     STANDARD_AMINO_ACIDS,
     ESM2Config,
-    esm2_skeleton,
     tokenize,
 )
 from tutorial_lib.protein.zero_shot import (
@@ -28,18 +27,9 @@ WT = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"
 POS = (3, 10, 17)
 
 
-def _random_esm2(config: ESM2Config, seed: int) -> ESM2:
-    """A random ESM2 filled from NumPy: no JAX compilation, unlike `ESM2(config, key=...)`."""
-    rng = np.random.default_rng(seed)
-    return jax.tree.map(
-        lambda s: jnp.asarray(0.3 * rng.standard_normal(s.shape), s.dtype),
-        esm2_skeleton(config),
-    )
-
-
 @pytest.fixture(scope="module")
 def model():
-    return _random_esm2(ESM2Config(num_layers=2, embed_dim=16, num_heads=2, ffn_dim=32), 1)
+    return random_esm2(ESM2Config(num_layers=2, embed_dim=16, num_heads=2, ffn_dim=32), 1)
 
 
 @pytest.fixture(scope="module")
