@@ -196,11 +196,20 @@ def _sample(model, schedule, key, n, sampler, kwargs):
 
 def store(model: UNet) -> UNet:
     """The weights as shipped: float16 (half the bytes; sampling quality is unchanged)."""
-    return jax.tree.map(lambda x: x.astype(jnp.float16) if eqx.is_inexact_array(x) else x, model)
+    return jax.tree.map(lambda x: _cast(x, np.float16) if eqx.is_inexact_array(x) else x, model)
 
 
 def restore(model: UNet) -> UNet:
-    return jax.tree.map(lambda x: x.astype(jnp.float32) if eqx.is_inexact_array(x) else x, model)
+    return jax.tree.map(lambda x: _cast(x, np.float32) if eqx.is_inexact_array(x) else x, model)
+
+
+def _stored_dtype(dtype):
+    return np.float16 if jnp.issubdtype(dtype, jnp.inexact) else dtype
+
+
+def _cast(x, dtype):
+    # Cast in NumPy: a jnp cast compiles once per weight shape, seconds for a whole U-Net.
+    return jnp.asarray(np.asarray(x).astype(dtype))
 
 
 def pretrained_galaxy_ddpm(*, root=None) -> GalaxyDDPM:
@@ -220,9 +229,12 @@ def pretrained_galaxy_ddpm(*, root=None) -> GalaxyDDPM:
     n_ref, s = config["reference_samples"]["n"], config["image_size"]
     shapes = eqx.filter_eval_shape(build_unet, config)
     skeleton = jax.tree.map(
-        lambda x: jnp.zeros(x.shape, x.dtype) if isinstance(x, jax.ShapeDtypeStruct) else x, shapes
+        lambda x: (
+            np.zeros(x.shape, _stored_dtype(x.dtype)) if isinstance(x, jax.ShapeDtypeStruct) else x
+        ),
+        shapes,
     )
-    like = {"model": store(skeleton), "reference_samples": np.zeros((n_ref, s, s, 3), np.uint8)}
+    like = {"model": skeleton, "reference_samples": np.zeros((n_ref, s, s, 3), np.uint8)}
     tree, metadata = load_artifact(ARTIFACT, like, config=config, root=root)
     reference = np.asarray(tree["reference_samples"], dtype=np.float32) / 255.0
     return GalaxyDDPM(
