@@ -13,9 +13,11 @@ from tutorial_lib.diffusion import (
     CosineSchedule,
     LinearSchedule,
     UNet,
+    VPrediction,
     ancestral_sample,
     count_parameters,
     ddim_sample,
+    ddpm_loss,
     ema_update,
     init_train_state,
     make_schedule,
@@ -158,24 +160,66 @@ class TinyEps(eqx.Module):
         return self.mlp(jnp.stack([x.reshape(()), a, n])).reshape(1, 1, 1)
 
 
-def test_ddpm_loss_learns_the_noise_predictor_of_a_gaussian():
+class GaussianV(eqx.Module):
+    """The exact v-predictor E[v | x_t] = a E[eps | x_t] - s E[x0 | x_t] for x0 ~ N(mu, sd^2)."""
+
+    schedule: eqx.Module
+    mu: float
+    sd: float
+
+    def __call__(self, x, t, *, key=None):
+        a, s = self.schedule.signal_and_noise(t)
+        x0 = self.mu + a * self.sd**2 * (x - a * self.mu) / (a**2 * self.sd**2 + s**2)
+        eps = s * (x - a * self.mu) / (a**2 * self.sd**2 + s**2)
+        return a * eps - s * x0
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES, ids=["linear", "cosine"])
+def test_v_prediction_wrapper_turns_the_exact_v_into_the_exact_eps(schedule):
+    wrapped = VPrediction(GaussianV(schedule, 0.3, 0.5), schedule)
+    exact = GaussianEps(schedule, 0.3, 0.5)
+    x = jnp.linspace(-3.0, 3.0, 13).reshape(-1, 1, 1, 1)
+    for t in (0.01, 0.3, 0.7, 0.99):
+        np.testing.assert_allclose(
+            jax.vmap(wrapped, in_axes=(0, None))(x, jnp.asarray(t)),
+            jax.vmap(exact, in_axes=(0, None))(x, jnp.asarray(t)),
+            rtol=1e-5,
+            atol=1e-6,
+        )
+
+
+def test_unknown_prediction_target_is_refused():
+    with pytest.raises(ValueError, match="prediction must be one of"):
+        ddpm_loss(TinyEps(jr.key(0)), SCHEDULES[1], jnp.zeros((4, 1, 1, 1)), jr.key(0),
+                  prediction="x0")  # fmt: skip
+    with pytest.raises(ValueError, match="prediction must be one of"):
+        make_train_step(SCHEDULES[1], optax.adam(1e-3), lambda k, d: d, prediction="score")
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+def test_ddpm_loss_learns_the_noise_predictor_of_a_gaussian(prediction):
     schedule, mu, sd = SCHEDULES[1], 0.3, 0.5
     exact = GaussianEps(schedule, mu, sd)
     optimiser = optax.adam(3e-3)
     state = init_train_state(TinyEps(jr.key(0)), optimiser)
     step = make_train_step(
-        schedule, optimiser, lambda k, _: mu + sd * jr.normal(k, (256, 1, 1, 1)), ema_decay=0.99
+        schedule,
+        optimiser,
+        lambda k, _: mu + sd * jr.normal(k, (256, 1, 1, 1)),
+        ema_decay=0.99,
+        prediction=prediction,
     )
     for i in range(1500):
         state, loss = step(jnp.zeros(()), state, jr.key(i))
+    model = state.model if prediction == "eps" else VPrediction(state.model, schedule)
     x = jnp.linspace(-2.0, 2.0, 41).reshape(-1, 1, 1, 1)
     for t in (0.2, 0.5, 0.8):
         tt = jnp.asarray(t)
-        pred = jax.vmap(state.model, in_axes=(0, None))(x, tt)
+        pred = jax.vmap(model, in_axes=(0, None))(x, tt)
         target = jax.vmap(exact, in_axes=(0, None))(x, tt)
         rel = float(jnp.mean((pred - target) ** 2) / jnp.mean(target**2))
         assert rel < 0.02, (t, rel)
-    # The loss itself approaches its floor E||eps - E[eps|x_t]||^2 > 0, not zero.
+    # The loss itself approaches its floor (E||eps - E[eps|x_t]||^2 for eps), not zero.
     assert 0.05 < float(loss) < 1.0
 
 

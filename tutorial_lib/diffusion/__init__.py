@@ -5,6 +5,7 @@ from tutorial_lib.diffusion.ddpm import (
     SAMPLERS,
     SampleResult,
     TrainState,
+    VPrediction,
     ancestral_sample,
     ddim_sample,
     ddpm_loss,
@@ -19,6 +20,7 @@ from tutorial_lib.diffusion.galaxy import (
 )
 from tutorial_lib.diffusion.galaxy import (
     GalaxyDDPM,
+    as_noise_predictor,
     augmented_batch,
     build_unet,
     galaxy_split,
@@ -44,7 +46,9 @@ __all__ = [
     "SampleResult",
     "TrainState",
     "UNet",
+    "VPrediction",
     "ancestral_sample",
+    "as_noise_predictor",
     "augmented_batch",
     "build_unet",
     "count_parameters",

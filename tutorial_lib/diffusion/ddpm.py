@@ -1,6 +1,8 @@
 """DDPM training and three samplers that share one noise-prediction network.
 
-- `ddpm_loss`: the epsilon-prediction objective of Ho et al. (2020), with t ~ U(t_min, 1).
+- `ddpm_loss`: the epsilon-prediction objective of Ho et al. (2020), with t ~ U(t_min, 1), or
+  its v-prediction form (Salimans and Ho 2022); `VPrediction` turns a v-network into a noise
+  predictor, so the samplers below take either.
 - `ancestral_sample`: DDPM's stochastic reverse chain on any grid of times.
 - `ddim_sample`: DDIM (Song, Meng and Ermon 2021); `eta=0` is deterministic.
 - `ode_sample`: the probability-flow ODE (Song et al. 2021) solved by Diffrax's adaptive Tsit5.
@@ -10,7 +12,7 @@ Images are channels first, `(C, H, W)`, in [-1, 1]. The network is any callable
 """
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import diffrax
 import equinox as eqx
@@ -23,7 +25,14 @@ from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 from tutorial_lib.diffusion.schedule import NoiseSchedule
 
 EpsModel = Callable[..., Float[Array, "c h w"]]
+Prediction = Literal["eps", "v"]
 T_MIN = 1e-3
+PREDICTIONS = ("eps", "v")
+
+
+def _check_prediction(prediction):
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
 
 
 def ddpm_loss(
@@ -33,8 +42,16 @@ def ddpm_loss(
     key: PRNGKeyArray,
     *,
     dropout: bool = True,
+    prediction: Prediction = "eps",
 ) -> Float[Array, ""]:
-    """Mean squared error between the true and predicted noise, t ~ U(T_MIN, 1)."""
+    """Mean squared error of the network's prediction, t ~ U(T_MIN, 1).
+
+    `prediction="eps"`: the network predicts the noise (Ho et al. 2020). `prediction="v"`: it
+    predicts v = sqrt(abar) eps - sqrt(1 - abar) x0 (Salimans and Ho 2022), which stays well
+    scaled at high noise, where recovering x0 from a predicted eps divides its error by
+    sqrt(abar) ~ 0. Wrap a v-network in `VPrediction` to sample with it.
+    """
+    _check_prediction(prediction)
     n = x0.shape[0]
     k_t, k_eps, k_drop = jr.split(key, 3)
     # Stratified times: one per sub-interval, which lowers the variance of the loss.
@@ -43,7 +60,37 @@ def ddpm_loss(
     xt = jax.vmap(schedule.add_noise)(x0, eps, t)
     keys = jr.split(k_drop, n) if dropout else None
     pred = jax.vmap(lambda x, s, k: model(x, s, key=k))(xt, t, keys)
-    return jnp.mean((pred - eps) ** 2)
+    if prediction == "eps":
+        target = eps
+    else:
+        a, s = jax.vmap(schedule.signal_and_noise)(t)
+        target = a[:, None, None, None] * eps - s[:, None, None, None] * x0
+    return jnp.mean((pred - target) ** 2)
+
+
+class VPrediction(eqx.Module):
+    """A v-predicting network seen as a noise predictor: eps = sqrt(1 - abar) x + sqrt(abar) v.
+
+    From x_t = a x0 + s eps and v = a eps - s x0 (with a^2 + s^2 = 1) follow eps = s x_t + a v
+    and x0 = a x_t - s v, so every sampler written for noise predictors takes this module.
+    """
+
+    net: eqx.Module
+    schedule: NoiseSchedule
+
+    @property
+    def image_size(self) -> int:
+        return self.net.image_size
+
+    @property
+    def channels(self) -> int:
+        return self.net.channels
+
+    def __call__(
+        self, x: Float[Array, "c h w"], t: Float[Array, ""], *, key: PRNGKeyArray | None = None
+    ) -> Float[Array, "c h w"]:
+        a, s = self.schedule.signal_and_noise(t)
+        return s * x + a * self.net(x, t, key=key)
 
 
 def ema_update(ema: PyTree, model: PyTree, decay: float | Array) -> PyTree:
@@ -82,15 +129,20 @@ def make_train_step(
     *,
     ema_decay: float = 0.999,
     steps_per_call: int = 1,
+    prediction: Prediction = "eps",
 ):
     """A jitted `train_step(data, state, key) -> (state, mean_loss)` running `steps_per_call`
-    optimiser steps under `lax.scan`. `prepare(key, data)` draws and augments one batch.
-    Buffers of `state` are donated, so its memory is reused in place."""
+    optimiser steps under `lax.scan`. `prepare(key, data)` draws and augments one batch;
+    `prediction` is the network's target (see `ddpm_loss`). Buffers of `state` are donated,
+    so its memory is reused in place."""
+    _check_prediction(prediction)
 
     def one_step(data, state: TrainState, key):
         k_batch, k_loss = jr.split(key)
         x0 = prepare(k_batch, data)
-        loss, grads = eqx.filter_value_and_grad(ddpm_loss)(state.model, schedule, x0, k_loss)
+        loss, grads = eqx.filter_value_and_grad(ddpm_loss)(
+            state.model, schedule, x0, k_loss, prediction=prediction
+        )
         params = eqx.filter(state.model, eqx.is_inexact_array)
         updates, opt_state = optimiser.update(grads, state.opt_state, params)
         model = eqx.apply_updates(state.model, updates)

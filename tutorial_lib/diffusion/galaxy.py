@@ -17,7 +17,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from tutorial_lib.data import load_galaxies, random_dihedral
-from tutorial_lib.diffusion.ddpm import SAMPLERS, SampleResult
+from tutorial_lib.diffusion.ddpm import SAMPLERS, SampleResult, VPrediction
 from tutorial_lib.diffusion.schedule import NoiseSchedule, make_schedule
 from tutorial_lib.diffusion.unet import UNet
 
@@ -102,6 +102,13 @@ def build_unet(config: dict[str, Any], *, key: PRNGKeyArray | None = None) -> UN
     )
 
 
+def as_noise_predictor(net: UNet, config: dict[str, Any]) -> UNet | VPrediction:
+    """The trained network as the samplers take it: a noise predictor eps(x, t)."""
+    if config.get("prediction", "eps") == "v":
+        return VPrediction(net, make_schedule(config["schedule"]))
+    return net
+
+
 # ----- data ------------------------------------------------------------------------------
 
 
@@ -158,7 +165,7 @@ class GalaxyDDPM:
     statistics that need more samples than a CPU page can afford to draw.
     """
 
-    model: UNet
+    model: UNet | VPrediction  # a noise predictor eps(x, t), whatever the network predicts
     schedule: NoiseSchedule
     reference_samples: Float[np.ndarray, "k s s 3"]
     metadata: dict
@@ -237,6 +244,5 @@ def pretrained_galaxy_ddpm(*, root=None) -> GalaxyDDPM:
     like = {"model": skeleton, "reference_samples": np.zeros((n_ref, s, s, 3), np.uint8)}
     tree, metadata = load_artifact(ARTIFACT, like, config=config, root=root)
     reference = np.asarray(tree["reference_samples"], dtype=np.float32) / 255.0
-    return GalaxyDDPM(
-        restore(tree["model"]), make_schedule(config["schedule"]), reference, metadata
-    )
+    model = as_noise_predictor(restore(tree["model"]), config)
+    return GalaxyDDPM(model, make_schedule(config["schedule"]), reference, metadata)

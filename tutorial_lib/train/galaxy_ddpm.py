@@ -22,6 +22,7 @@ import optax
 from tutorial_lib.config import pick
 from tutorial_lib.diffusion.ddpm import ddpm_loss, init_train_state, make_train_step
 from tutorial_lib.diffusion.galaxy import (
+    as_noise_predictor,
     augmented_batch,
     build_unet,
     galaxy_split,
@@ -48,6 +49,7 @@ def _config() -> dict:
 
 
 def _heldout_loss(model, schedule, heldout, key, repeats: int = 4) -> float:
+    """Noise-prediction MSE of `model` (a noise predictor, whatever its network predicts)."""
     x0 = to_model_space(jnp.asarray(heldout))
     loss = eqx.filter_jit(lambda m, k: ddpm_loss(m, schedule, x0, k, dropout=False))
     return float(np.mean([loss(model, k) for k in jr.split(key, repeats)]))
@@ -86,6 +88,7 @@ def train() -> TrainResult:
         lambda k, data: augmented_batch(k, data, batch),
         ema_decay=config["ema_decay"],
         steps_per_call=steps_per_call,
+        prediction=config.get("prediction", "eps"),
     )
     data = jnp.asarray(split.train)
     key = jr.key(config["seed"])
@@ -129,7 +132,7 @@ def train() -> TrainResult:
     seconds = time.perf_counter() - compiled
     images_per_s = (calls - 1 - first) * steps_per_call * batch / max(seconds, 1e-9)
 
-    ema = state.ema
+    ema = as_noise_predictor(state.ema, config)
     k_eval = jr.split(jr.key(config["seed"] + 1))[0]
     heldout = _heldout_loss(ema, schedule, split.heldout, k_eval)
     train_loss = _heldout_loss(ema, schedule, split.train[: len(split.heldout)], k_eval)
@@ -142,6 +145,7 @@ def train() -> TrainResult:
         lambda x: x.astype(jnp.float32) if eqx.is_inexact_array(x) else x, shipped
     )
     t0 = time.perf_counter()
+    sampler_model = as_noise_predictor(sampler_model, config)
     samples = GalaxyDDPM(sampler_model, schedule, np.zeros(0), {}).sample(
         jr.key(ref["seed"]), ref["n"], sampler=ref["sampler"], steps=ref["steps"]
     )
