@@ -26,7 +26,7 @@ ARTIFACT = "galaxy-ddpm"
 # The two configs a shipped model may have; `python -m tutorial_lib.train galaxy-ddpm` trains the
 # one of the size profile in force (`tutorial_lib.config.profile`). The GPU config (64x64, 4.6M
 # parameters) trains in about ten minutes on one H100; on a two-core CPU it would take days, so
-# the CPU config trains a 32x32 model of 1.1M parameters (8,000 steps, ~75 min). The loader
+# the CPU config trains a 32x32 model of 1.1M parameters (8,000 steps, about 80 min). The loader
 # accepts either: whichever was trained last is the book's model, and its metadata says which.
 GPU_CONFIG: dict[str, Any] = {
     "image_size": 64,
