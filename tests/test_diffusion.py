@@ -7,7 +7,7 @@ import jax.random as jr
 import numpy as np
 import optax
 import pytest
-from gaussian_eps import GaussianEps
+from gaussian_eps import GaussianEps, GaussianV
 
 from tutorial_lib.diffusion import (
     CosineSchedule,
@@ -158,20 +158,6 @@ class TinyEps(eqx.Module):
     def __call__(self, x, t, *, key=None):
         a, n = SCHEDULES[1].signal_and_noise(t)
         return self.mlp(jnp.stack([x.reshape(()), a, n])).reshape(1, 1, 1)
-
-
-class GaussianV(eqx.Module):
-    """The exact v-predictor E[v | x_t] = a E[eps | x_t] - s E[x0 | x_t] for x0 ~ N(mu, sd^2)."""
-
-    schedule: eqx.Module
-    mu: float
-    sd: float
-
-    def __call__(self, x, t, *, key=None):
-        a, s = self.schedule.signal_and_noise(t)
-        x0 = self.mu + a * self.sd**2 * (x - a * self.mu) / (a**2 * self.sd**2 + s**2)
-        eps = s * (x - a * self.mu) / (a**2 * self.sd**2 + s**2)
-        return a * eps - s * x0
 
 
 @pytest.mark.parametrize("schedule", SCHEDULES, ids=["linear", "cosine"])
