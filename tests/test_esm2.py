@@ -332,3 +332,15 @@ def test_hub_configs_have_the_sizes_their_names_say():
         assert 0.9 * stated < count_parameters(config) < 1.1 * stated, name
     # The default config is the smallest Hub model.
     assert HUB_CONFIGS["esm2_t6_8M_UR50D"] == ESM2Config()
+
+
+def test_compare_forward_speed_reports_both_frameworks_on_the_same_weights():
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from tutorial_lib.protein.timing import compare_forward_speed
+
+    result = compare_forward_speed(SMALL, batch_size=2, length=24, repeat=2)
+    assert result["max_abs_logit_diff"] < 1e-4
+    assert result["jax_s"] > 0 and result["torch_s"] > 0
+    assert result["torch_over_jax"] == pytest.approx(result["torch_s"] / result["jax_s"])
+    assert (result["batch_size"], result["length"]) == (2, 24)
