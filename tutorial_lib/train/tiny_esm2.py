@@ -5,7 +5,7 @@ The architecture is ESM2's (`tutorial_lib.protein.ESM2`) at a size that trains i
 - GPU profile: 6 layers, width 192, 12 heads of 16 dimensions (t6_8M's head size), FFN 768,
   about 2.7M parameters; batches of 128 crops of 256 tokens.
 - CPU profile: 4 layers, width 128, 4 heads, FFN 512, about 0.8M parameters; batches of 32
-  crops of 128 tokens, sized to finish in roughly 20-30 minutes on two cores.
+  crops of 128 tokens, 10,000 steps: 1.5 hours on two cores (7,600 tokens/s).
 
 Data: the TRAIN part of the homology-aware ThermoProt split (`homology_split`, 80/10/10,
 seed 0), so validation and test proteins share no near-duplicate with training. Each step
@@ -64,7 +64,7 @@ def make_config() -> dict:
         gpu=ESM2Config(num_layers=6, embed_dim=192, num_heads=12, ffn_dim=768),
     )
     train = pick(
-        cpu={"steps": 3000, "batch_size": 32, "max_len": 128, "peak_lr": 2e-3, "warmup": 200},
+        cpu={"steps": 10000, "batch_size": 32, "max_len": 128, "peak_lr": 2e-3, "warmup": 200},
         gpu={"steps": 12000, "batch_size": 128, "max_len": 256, "peak_lr": 1e-3, "warmup": 500},
     )
     train |= {"weight_decay": 0.01, "final_lr_fraction": 0.1, "clip_norm": 1.0, "seed": 0}
