@@ -3,6 +3,13 @@
 import equinox as eqx
 
 
+def _posterior(schedule, mu, sd, x, t):
+    """Signal and noise levels, E[x0 | x_t] and E[eps | x_t] for x0 ~ N(mu, sd^2)."""
+    a, s = schedule.signal_and_noise(t)
+    residual = (x - a * mu) / (a**2 * sd**2 + s**2)
+    return a, s, mu + a * sd**2 * residual, s * residual
+
+
 class GaussianEps(eqx.Module):
     """The exact noise predictor E[eps | x_t] for data x0 ~ N(mu, sd^2) in every pixel."""
 
@@ -11,8 +18,7 @@ class GaussianEps(eqx.Module):
     sd: float
 
     def __call__(self, x, t, *, key=None):
-        a, n = self.schedule.signal_and_noise(t)
-        return n * (x - a * self.mu) / (a**2 * self.sd**2 + n**2)
+        return _posterior(self.schedule, self.mu, self.sd, x, t)[3]
 
 
 class GaussianV(eqx.Module):
@@ -23,7 +29,5 @@ class GaussianV(eqx.Module):
     sd: float
 
     def __call__(self, x, t, *, key=None):
-        a, s = self.schedule.signal_and_noise(t)
-        x0 = self.mu + a * self.sd**2 * (x - a * self.mu) / (a**2 * self.sd**2 + s**2)
-        eps = s * (x - a * self.mu) / (a**2 * self.sd**2 + s**2)
+        a, s, x0, eps = _posterior(self.schedule, self.mu, self.sd, x, t)
         return a * eps - s * x0
