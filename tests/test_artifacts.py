@@ -103,12 +103,15 @@ def registered(monkeypatch):
     """A tiny trainer, registered only for this test."""
     monkeypatch.setattr(train, "_TRAINERS", dict(train._TRAINERS))
 
-    @train.register_trainer("toy-mean", description="mean of 100 normals")
-    def fit():
-        x = jr.normal(jr.key(0), (100,))
+    def make_config(steps=None, profile=None):
+        return {"n": 100 if steps is None else steps}
+
+    @train.register_trainer("toy-mean", make_config=make_config, description="mean of normals")
+    def fit(config):
+        x = jr.normal(jr.key(0), (config["n"],))
         return train.TrainResult(
             tree={"mean": jnp.mean(x)},
-            config={"n": 100},
+            config=config,
             data={"dataset": "normal", "seed": 0},
             metrics={"std": float(jnp.std(x))},
         )

@@ -1,9 +1,10 @@
 """Check that this machine can run the book: ``python -m tutorial_lib.check_setup [--strict]``.
 
 Prints the version of every dependency, the JAX backend and its devices, the size profile,
-and whether the data root holds the staged data sets. With ``--strict`` the exit code is 1
-when a required dependency or a data set is missing, so an instructor can run it when
-preparing a JupyterHub.
+whether the data root holds the staged data sets, and whether each shipped artifact (trained
+weights) is intact. A file whose sha256 does not match is reported as *corrupt*, an absent one
+as *missing*. With ``--strict`` the exit code is 1 when a required dependency, a data set or
+an artifact is missing or corrupt, so an instructor can run it when preparing a JupyterHub.
 """
 
 import argparse
@@ -81,18 +82,40 @@ def check_jax() -> None:
     print(f"  size profile: {config.profile()} (set {config.PROFILE_ENV}=cpu|gpu to override)")
 
 
-def check_data() -> list[str]:
-    """Print the data root and each staged data set; return the names of missing ones."""
+def check_data() -> tuple[list[str], list[str]]:
+    """Print the data root and each staged data set; return the (missing, corrupt) ones."""
     from tutorial_lib import data
 
     print(f"  data root: {data.data_root()} (set JAXGENAI_DATA to change it)")
-    missing = []
+    missing, corrupt = [], []
     for record in data.dataset_status():
         state = "ok" if record.verified else record.detail
         print(f"  {record.name:<28} {state}")
-        if not record.verified:
+        if record.present and "mismatch" in record.detail:
+            corrupt.append(record.name)
+        elif not record.verified:
             missing.append(record.name)
-    return missing
+    return missing, corrupt
+
+
+def check_artifacts() -> tuple[list[str], list[str]]:
+    """Print each artifact the trainers make and its state; return the (missing, corrupt) ones.
+
+    Read from where the pages read them: `$JAXGENAI_ARTIFACTS`, else the package.
+    """
+    from tutorial_lib.artifacts import artifacts_root, verify_artifact
+    from tutorial_lib.train import available_trainers
+
+    print(f"  artifacts: {artifacts_root()} (set JAXGENAI_ARTIFACTS to change it)")
+    missing, corrupt = [], []
+    for name in available_trainers():
+        state = verify_artifact(name)
+        print(f"  {name:<28} {state}")
+        if state == "missing":
+            missing.append(name)
+        elif state != "ok":
+            corrupt.append(name)
+    return missing, corrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,15 +135,28 @@ def main(argv: list[str] | None = None) -> int:
     print("JAX:")
     check_jax()
     print("Data:")
-    missing_data = check_data()
+    missing_data, corrupt_data = check_data()
+    print("Artifacts:")
+    missing_art, corrupt_art = check_artifacts()
 
-    problems = [f"dependency {m}" for m in missing] + [f"data set {m}" for m in missing_data]
-    if problems:
-        print("Missing: " + ", ".join(problems))
+    absent = (
+        [f"dependency {m}" for m in missing]
+        + [f"data set {m}" for m in missing_data]
+        + [f"artifact {m}" for m in missing_art]
+    )
+    corrupt = [f"data set {m}" for m in corrupt_data] + [f"artifact {m}" for m in corrupt_art]
+    if absent:
+        print("Missing: " + ", ".join(absent))
         print("Install the book with `pip install -e .` and stage the data (see the Data page).")
-    else:
+    if corrupt:
+        print("Corrupt (sha256 mismatch or unreadable): " + ", ".join(corrupt))
+        print(
+            "Re-copy the staged data folder, or reinstall the package to restore its artifacts "
+            "(`python -m tutorial_lib.train NAME` rebuilds one from scratch)."
+        )
+    if not (absent or corrupt):
         print("Everything the book needs is here.")
-    return 1 if (args.strict and problems) else 0
+    return 1 if (args.strict and (absent or corrupt)) else 0
 
 
 if __name__ == "__main__":

@@ -32,9 +32,15 @@ def profile() -> Profile:
     )
 
 
-def pick(*, cpu: T, gpu: T) -> T:
-    """Return ``cpu`` or ``gpu`` according to :func:`profile`.
+def pick(*, cpu: T, gpu: T, profile: Profile | None = None) -> T:
+    """Return ``cpu`` or ``gpu`` according to the profile in force (or the one given).
 
     >>> n_steps = pick(cpu=500, gpu=5_000)  # doctest: +SKIP
     """
-    return gpu if profile() == "gpu" else cpu
+    chosen = _current() if profile is None else profile
+    if chosen not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}, got {chosen!r}")
+    return gpu if chosen == "gpu" else cpu
+
+
+_current = profile  # `pick`'s argument of the same name shadows the function

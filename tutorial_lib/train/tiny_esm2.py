@@ -16,12 +16,12 @@ matrices only) with linear warm-up and cosine decay, gradients clipped at norm 1
 The weights are stored in float16, which halves the artifact (5.4 MB for the GPU model instead
 of 11 MB) and changes the perplexity by far less than its last reported digit; `load_esm2
 ("tiny")` upcasts them to float32. The metrics are measured on the float16-rounded model, the
-one that ships. `JAXGENAI_TRAIN_STEPS=N` overrides the number of steps (for smoke tests; the
-metadata records the value used). The run saves its state every few minutes and a later run of
+one that ships. `--steps N` (or `JAXGENAI_TRAIN_STEPS=N`) overrides the number of steps for a
+smoke run; the metadata records the value used, and such a run is never installed into the
+package (see `tutorial_lib.train`). The run saves its state every few minutes and a later run of
 the same config resumes it (`tutorial_lib.train._checkpoint`); the wall times add up.
 """
 
-import os
 import time
 from typing import NamedTuple
 
@@ -33,7 +33,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Int, PRNGKeyArray
 
-from tutorial_lib.config import pick
+from tutorial_lib.config import Profile, pick
 from tutorial_lib.data import dataset_files, homology_split, load_thermoprot
 from tutorial_lib.protein import (
     CLS,
@@ -49,34 +49,30 @@ from tutorial_lib.protein import (
     tokenize,
     unigram_perplexity,
 )
-from tutorial_lib.train import TrainResult, register_trainer
+from tutorial_lib.train import TrainResult, parse_steps, register_trainer
 from tutorial_lib.train._checkpoint import clear_checkpoint, load_checkpoint, save_checkpoint
 
-STEPS_ENV = "JAXGENAI_TRAIN_STEPS"
 CHECKPOINT_EVERY_S = 300.0
 SPLIT = {"fractions": [0.8, 0.1, 0.1], "seed": 0}
 
 
-def make_config() -> dict:
-    """The full training config for the current size profile (recorded in the metadata)."""
+def make_config(steps: int | None = None, profile: Profile | None = None) -> dict:
+    """The full training config of the size profile (recorded in the metadata); `steps`
+    shortens it for a smoke run (warm-up cut to a tenth of the steps)."""
     model = pick(
         cpu=ESM2Config(num_layers=4, embed_dim=128, num_heads=4, ffn_dim=512),
         gpu=ESM2Config(num_layers=6, embed_dim=192, num_heads=12, ffn_dim=768),
+        profile=profile,
     )
     train = pick(
         cpu={"steps": 10000, "batch_size": 32, "max_len": 128, "peak_lr": 2e-3, "warmup": 200},
         gpu={"steps": 12000, "batch_size": 128, "max_len": 256, "peak_lr": 1e-3, "warmup": 500},
+        profile=profile,
     )
     train |= {"weight_decay": 0.01, "final_lr_fraction": 0.1, "clip_norm": 1.0, "seed": 0}
-    override = os.environ.get(STEPS_ENV)
-    if override:
-        try:
-            train["steps"] = int(override)
-        except ValueError:
-            raise ValueError(f"{STEPS_ENV}={override!r} is not a whole number of steps") from None
-        if train["steps"] < 1:
-            raise ValueError(f"{STEPS_ENV} must be at least 1, got {override}")
-        train["warmup"] = min(train["warmup"], max(train["steps"] // 10, 1))
+    if steps is not None:
+        train["steps"] = parse_steps(steps)
+        train["warmup"] = min(train["warmup"], train["steps"] // 10)
     return {
         "model": model.to_dict(),
         "weights_dtype": "float16",
@@ -176,9 +172,12 @@ def _single(model: ESM2) -> ESM2:
     return jax.tree.map(lambda x: x.astype(jnp.float32) if eqx.is_inexact_array(x) else x, model)
 
 
-@register_trainer(TINY_ARTIFACT, description="small ESM2 (MLM) on the ThermoProt train split")
-def train() -> TrainResult:
-    config = make_config()
+@register_trainer(
+    TINY_ARTIFACT,
+    make_config=make_config,
+    description="small ESM2 (MLM) on the ThermoProt train split",
+)
+def train(config: dict) -> TrainResult:
     tc, ec = config["train"], config["eval"]
     model_config = ESM2Config.from_dict(config["model"])
 
