@@ -1,5 +1,6 @@
-"""Tasks for the book: ``nox -s tests``, ``nox -s docs``, ``nox -s docs-live``, ``nox -s lint``,
-``nox -s notebooks``. Each session installs what it needs into its own virtual environment."""
+"""Tasks for the book: ``nox -s tests``, ``nox -s docs``, ``nox -s browser``, ``nox -s docs-live``,
+``nox -s lint``, ``nox -s notebooks``, ``nox -s data``. Each session installs what it needs into
+its own virtual environment."""
 
 import hashlib
 import os
@@ -91,6 +92,21 @@ def docs(session: nox.Session) -> None:
         env=_env(),
     )
     session.log(f"Book built: {BUILD / 'html' / 'index.html'}")
+
+
+@nox.session
+def browser(session: nox.Session) -> None:
+    """Open every page of the built book in headless Chromium (the system's) and check it:
+    console errors, math, images, internal links, launch links, site search."""
+    session.install("-e", ".[browser]")
+    session.run("python", "tests/site_check.py", str(BUILD / "html"), *session.posargs)
+
+
+@nox.session
+def data(session: nox.Session) -> None:
+    """Download the staged data sets into the data root (`JAXGENAI_DATA`), verifying sha256."""
+    session.install("-e", ".")
+    session.run("python", "-m", "tutorial_lib.data", "fetch", *session.posargs, env=_env())
 
 
 @nox.session(name="docs-live")

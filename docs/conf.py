@@ -16,6 +16,8 @@ extensions = [
     "sphinx_copybutton",
     "sphinxcontrib.bibtex",
     "sphinx_exercise",
+    # MathJax 3 copied into _static: math renders without a CDN, e.g. on a laptop offline.
+    "sphinx-mathjax-offline",
 ]
 
 # The .ipynb files are jupytext pairs of the .md pages: committed for Colab/Binder, never built.

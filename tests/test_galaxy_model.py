@@ -4,12 +4,13 @@ import jax.random as jr
 import numpy as np
 import pytest
 
-from tutorial_lib.artifacts import list_artifacts
+from tutorial_lib.artifacts import shipped_root, verify_artifact
 from tutorial_lib.diffusion import galaxy_split, morphology, pretrained_galaxy_ddpm
 
-pytestmark = pytest.mark.skipif(
-    "galaxy-ddpm" not in list_artifacts(), reason="the galaxy-ddpm artifact is not shipped"
-)
+
+def test_the_artifact_is_shipped_and_intact():
+    # A missing or damaged committed artifact fails here; it never skips.
+    assert verify_artifact("galaxy-ddpm", root=shipped_root()) == "ok"
 
 
 @pytest.fixture(scope="module")
