@@ -45,7 +45,8 @@ bibtex_default_style = "plain"
 # --- HTML -------------------------------------------------------------------------------------
 html_theme = "sphinx_book_theme"
 html_title = project
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_favicon = "_static/favicon.svg"
 html_theme_options = {
     "repository_url": REPOSITORY_URL,
     "repository_branch": "main",

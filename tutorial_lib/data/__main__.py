@@ -21,7 +21,9 @@ def main(argv: list[str] | None = None) -> int:
         names = args.names or [d.name for d in DATASETS.values() if d.staged]
         unknown = sorted(set(names) - set(DATASETS))
         if unknown:
-            print(f"error: unknown data set(s) {unknown}; known: {sorted(DATASETS)}", file=sys.stderr)
+            print(
+                f"error: unknown data set(s) {unknown}; known: {sorted(DATASETS)}", file=sys.stderr
+            )
             return 2
         try:
             for name in names:
