@@ -114,7 +114,7 @@ def _serve(site: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
 
 
 def _executable_pages() -> dict[str, str]:
-    """Built page (e.g. `jax/vmap.html`) -> its notebook in the repository (`docs/jax/vmap.ipynb`)."""
+    """Built page (`jax/langevin.html`) -> its notebook in the repository (`docs/jax/langevin.ipynb`)."""
     docs = ROOT / "docs"
     return {
         str(p.relative_to(docs).with_suffix(".html")): str(
@@ -175,9 +175,8 @@ def check_site(site: Path, driver: webdriver.Chrome, base: str) -> tuple[list[st
             if not report["mathjax"]:
                 failures.append(f"{page}: has math but MathJax did not load")
             elif report["typeset"] < report["math_nodes"]:
-                failures.append(
-                    f"{page}: {report['math_nodes']} math elements, only {report['typeset']} typeset"
-                )
+                n, typeset = report["math_nodes"], report["typeset"]
+                failures.append(f"{page}: {n} math elements, only {typeset} typeset")
         if report["raw_math"]:
             failures.append(f"{page}: {report['raw_math']} raw TeX delimiters left in the text")
         counts["images"] += report["images"]

@@ -2,7 +2,6 @@
 
 import jax.random as jr
 import numpy as np
-import pytest
 
 from tutorial_lib.artifacts import read_metadata, shipped_root, verify_artifact
 from tutorial_lib.protein import TINY_ARTIFACT, load_esm2, masked_perplexity, unigram_perplexity
