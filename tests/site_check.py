@@ -114,7 +114,7 @@ def _serve(site: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
 
 
 def _executable_pages() -> dict[str, str]:
-    """Built page (`jax/langevin.html`) -> its notebook in the repository (`docs/jax/langevin.ipynb`)."""
+    """Built page (`jax/langevin.html`) -> its committed notebook (`docs/jax/langevin.ipynb`)."""
     docs = ROOT / "docs"
     return {
         str(p.relative_to(docs).with_suffix(".html")): str(
