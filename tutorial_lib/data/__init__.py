@@ -7,6 +7,7 @@ listed once in `registry.txt` (path, sha256, URL at a pinned commit). Failures r
 
 from ._errors import ChecksumError, DataError, DownloadError
 from ._fetch import (
+    DataRootError,
     DatasetStatus,
     UnverifiedDataWarning,
     dataset_status,
@@ -21,6 +22,7 @@ from .fasta import PROTEIN_ALPHABET, FastaRecord, format_fasta, parse_fasta, rea
 from .galaxies import (
     GALAXY10_LABELS,
     GALAXY_ZOO_LABELS,
+    CacheRebuiltWarning,
     Galaxies,
     GalaxyFallbackWarning,
     box_resize,
@@ -53,8 +55,10 @@ __all__ = [
     "GB1_SPLITS",
     "PROTEIN_ALPHABET",
     "THERMOPROT_CLASSES",
+    "CacheRebuiltWarning",
     "ChecksumError",
     "DataError",
+    "DataRootError",
     "DatasetStatus",
     "DownloadError",
     "FastaRecord",

@@ -13,7 +13,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="IProgress not found")
     import pooch
 
-from ._errors import ChecksumError, DownloadError
+from ._errors import ChecksumError, DataError, DownloadError
 from ._paths import DATA_ENV, OFFLINE_ENV, data_root, offline
 from ._registry import DATASETS, FileSpec, dataset_files, file_spec, url_for
 
@@ -25,6 +25,22 @@ DOWNLOAD_WORKERS = 8
 
 class UnverifiedDataWarning(UserWarning):
     """A file was used without a pinned sha256 to check it against."""
+
+
+class DataRootError(DataError):
+    """`$JAXGENAI_DATA` names a folder that does not exist."""
+
+
+def _check_data_root() -> None:
+    # A mistyped $JAXGENAI_DATA must not become a new, empty data root full of downloads.
+    # Not a DownloadError: `load_galaxies(source="auto")` must not fall back quietly either.
+    env, root = os.environ.get(DATA_ENV), data_root()
+    if env and not root.is_dir():
+        raise DataRootError(
+            f"the folder named by {DATA_ENV} does not exist: {DATA_ENV}={env!r} ({root}). "
+            f"Fix the path, or unset {DATA_ENV} to use the per-user data folder. Nothing was "
+            f"downloaded: this library never creates the folder that {DATA_ENV} names."
+        )
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -85,6 +101,7 @@ def _download_error(spec: FileSpec, target: Path, url: str, reason: str) -> Down
 
 
 def _download(spec: FileSpec, target: Path, sha256: str | None) -> None:
+    _check_data_root()
     url = url_for(spec)
     if offline():
         raise _download_error(spec, target, url, f"{OFFLINE_ENV} is set, so no download tried")

@@ -82,13 +82,19 @@ def parse_fasta(
 
 
 def read_fasta(path: str | os.PathLike, *, alphabet: str = PROTEIN_ALPHABET) -> list[FastaRecord]:
-    """Read and parse a FASTA file (see `parse_fasta`)."""
+    """Read and parse a FASTA file (see `parse_fasta`); a file without records is an error."""
     path = Path(path)
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as e:
         raise DataError(f"{path} is not ASCII/UTF-8 text (byte {e.start}); not FASTA?") from e
-    return parse_fasta(text, alphabet=alphabet, source=path.name)
+    records = parse_fasta(text, alphabet=alphabet, source=path.name)
+    if not records:
+        raise DataError(
+            f"{path} holds no FASTA records (it is empty, or only blank and ';' comment lines); "
+            "is it truncated, or the wrong file?"
+        )
+    return records
 
 
 def format_fasta(records: Iterable[tuple[str, str]], *, width: int = 60) -> str:

@@ -1,6 +1,7 @@
 """Galaxy images: staged Galaxy Zoo stamps, Galaxy10 SDSS, or Hubble Deep Field cutouts."""
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import hashlib
 import numbers
@@ -39,6 +40,10 @@ _PREPROCESSING_VERSION = 1
 
 class GalaxyFallbackWarning(UserWarning):
     """`source="auto"` fell back to the Hubble Deep Field cutouts."""
+
+
+class CacheRebuiltWarning(UserWarning):
+    """A damaged cache of decoded galaxies was deleted and is being rebuilt."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,12 +92,30 @@ def _cache_path(source: str, size: int, content: str) -> Path:
     return cache_dir() / "galaxies" / f"{source}-{size}px-{key.hexdigest()[:20]}.npz"
 
 
+_CACHE_KEYS = ("images", "labels", "ids")
+
+
 def _cache_load(path: Path) -> dict[str, np.ndarray] | None:
+    """The cached arrays, or None when there are none. Caches are disposable: a damaged one
+    (truncated, bit-flipped, wrong contents; any error at all while reading it) is deleted."""
+    if not path.is_file():
+        return None
     try:
         with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError, KeyError):
-        return None  # absent, or damaged: rebuild
+            arrays = {k: z[k] for k in _CACHE_KEYS}
+        if len({len(a) for a in arrays.values()}) != 1:
+            raise ValueError("images, labels and ids differ in length")
+        return arrays
+    except Exception as e:
+        warnings.warn(
+            f"the galaxy cache {path} is damaged ({type(e).__name__}: {e}); deleted it and "
+            "rebuilding it from the data",
+            CacheRebuiltWarning,
+            stacklevel=5,  # the caller of load_galaxies
+        )
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None
 
 
 def _cache_save(path: Path, arrays: dict[str, np.ndarray]) -> None:

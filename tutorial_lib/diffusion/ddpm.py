@@ -11,8 +11,9 @@ Images are channels first, `(C, H, W)`, in [-1, 1]. The network is any callable
 `eps(x, t, *, key=None)` on one image; batching is `jax.vmap`.
 """
 
+import numbers
 from collections.abc import Callable
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import diffrax
 import equinox as eqx
@@ -184,11 +185,24 @@ class SampleResult(NamedTuple):
     trajectory: Float[Array, "k n c h w"] | None = None  # x0 predictions along the way
 
 
+def _positive_int(name: str, value: Any, meaning: str) -> int:
+    """`value` as an int (NumPy integers too); bools, floats, None, text and values < 1 fail."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1:
+        return int(value)
+    raise ValueError(
+        f"{name} must be a positive int ({meaning}), got {value!r} ({type(value).__name__})"
+    )
+
+
+def _check_steps(steps: Any) -> Any:
+    if isinstance(steps, jax.core.Tracer):  # a traced count: the loop's trip count is dynamic
+        return steps
+    return _positive_int("steps", steps, "need at least one sampling step")
+
+
 def time_grid(steps: int, t_max: float = 1.0) -> Float[Array, " steps+1"]:
     """`steps + 1` times from t_max down to 0 (uniform in t)."""
-    if steps < 1:
-        raise ValueError(f"need at least one sampling step, got steps={steps}")
-    return jnp.linspace(t_max, 0.0, steps + 1)
+    return jnp.linspace(t_max, 0.0, _check_steps(steps) + 1)
 
 
 def _batched_eps(model: EpsModel):
@@ -254,11 +268,6 @@ def _reverse_loop(step, static_args: tuple, x, steps, key, keep: int):
     return x, (kept if keep > 0 else None)
 
 
-def _check_steps(steps):
-    if not isinstance(steps, jax.core.Tracer) and int(steps) < 1:
-        raise ValueError(f"need at least one sampling step, got steps={steps}")
-
-
 def ancestral_sample(
     model: EpsModel,
     schedule: NoiseSchedule,
@@ -275,7 +284,7 @@ def ancestral_sample(
     `keep > 0` also returns `keep` evenly spaced x0 predictions (the denoising trajectory).
     """
     _check_shape(shape)
-    _check_steps(steps)
+    n, steps = _positive_int("n", n, "the number of samples"), _check_steps(steps)
     result = _ancestral_sample(model, schedule, key, n, shape, jnp.asarray(steps), clip, keep)
     return result._replace(nfe=steps)
 
@@ -307,7 +316,7 @@ def ddim_sample(
     x / sqrt(abar) and sqrt((1 - abar) / abar)); `eta=1` matches DDPM's posterior variance.
     """
     _check_shape(shape)
-    _check_steps(steps)
+    n, steps = _positive_int("n", n, "the number of samples"), _check_steps(steps)
     args = (jnp.asarray(steps), jnp.asarray(eta, jnp.float32), clip, keep)
     result = _ddim_sample(model, schedule, key, n, shape, *args, x_init)
     return result._replace(nfe=steps)
@@ -355,6 +364,7 @@ def ode_sample(
     solve runs from t=1 to `t_end`, then one last x0 prediction denoises the result.
     """
     _check_shape(shape)
+    n = _positive_int("n", n, "the number of samples")
     # Tolerances as arrays, so that a new tolerance needs no new compilation.
     tolerances = jnp.asarray(rtol, jnp.float32), jnp.asarray(atol, jnp.float32)
     return _ode_sample(model, schedule, key, n, shape, *tolerances, t_end, clip, x_init, max_steps)

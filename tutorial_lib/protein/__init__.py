@@ -15,7 +15,7 @@ from .alphabet import (
     detokenize,
     tokenize,
 )
-from .esm2 import ESM2, ESM2Config, ESM2Output, apply_rotary, forward_batch
+from .esm2 import ESM2, ESM2Config, ESM2Output, LongSequenceWarning, apply_rotary, forward_batch
 from .load import (
     ESM2_MODELS,
     HUB_CONFIGS,
@@ -56,6 +56,7 @@ __all__ = [
     "ESM2LoadError",
     "ESM2Output",
     "HubUnreachableError",
+    "LongSequenceWarning",
     "MaskedTokens",
     "apply_rotary",
     "batch_tokenize",

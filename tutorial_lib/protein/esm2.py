@@ -20,6 +20,7 @@ Numerically this matches Hugging Face's `EsmForMaskedLM` (and the original `esm`
 """
 
 import dataclasses
+import warnings
 from typing import Any, NamedTuple
 
 import equinox as eqx
@@ -38,6 +39,7 @@ __all__ = [
     "ESM2Config",
     "ESM2Output",
     "LMHead",
+    "LongSequenceWarning",
     "SelfAttention",
     "TransformerLayer",
     "apply_rotary",
@@ -46,6 +48,31 @@ __all__ = [
 
 # ESM's training masked 15% of positions and replaced 80% of those by <mask>.
 _MASK_RATIO_TRAIN = 0.15 * 0.8
+# ESM2 was trained on crops of at most 1,024 tokens: <cls>, 1,022 residues, <eos>.
+_TRAINED_TOKENS = 1024
+
+
+class LongSequenceWarning(UserWarning):
+    """Tokens beyond the 1,024 positions ESM2 was trained on: the outputs are extrapolation."""
+
+
+def _check_length(length: int) -> None:
+    """Trace-time checks of the (static) token length."""
+    if length == 0:
+        raise ValueError(
+            "ESM2 got an empty token array, shape (0,); encode sequences with "
+            "tutorial_lib.protein.tokenize, which adds <cls> and <eos>"
+        )
+    if length > _TRAINED_TOKENS:
+        # Warned while tracing, so once per compiled shape; the length in the message makes
+        # Python's default filter show it once per length in eager code too.
+        warnings.warn(
+            f"ESM2 got {length} tokens: it was trained on at most {_TRAINED_TOKENS - 2:,} "
+            f"residues ({_TRAINED_TOKENS:,} tokens with <cls> and <eos>), so outputs beyond that "
+            "are extrapolation. Crop long sequences, or predict in overlapping windows.",
+            LongSequenceWarning,
+            stacklevel=3,
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -284,6 +311,11 @@ class ContactHead(eqx.Module):
     def __call__(
         self, tokens: Int[Array, " L"], attentions: Float[Array, "layers heads L L"]
     ) -> Float[Array, "L-2 L-2"]:
+        if tokens.shape[0] < 3:
+            raise ValueError(
+                "contacts need at least one residue between <cls> and <eos> (3 tokens), got "
+                f"tokens of shape {tokens.shape}: an empty sequence has no contact map"
+            )
         keep = (tokens != EOS) & (tokens != PAD)
         a = attentions * (keep[:, None] & keep[None, :])
         a = a[..., 1:-1, 1:-1]
@@ -317,6 +349,14 @@ class ESM2(eqx.Module):
 
     def embed(self, tokens: Int[Array, " L"]) -> Float[Array, "L D"]:
         """Token embeddings with ESM's token-dropout rescaling; padding rows are zero."""
+        # An out-of-range id would silently gather a clamped (or wrapped) row.
+        vocab = self.config.vocab_size
+        tokens = eqx.error_if(
+            tokens,
+            (tokens < 0) | (tokens >= vocab),
+            f"token ids must be in 0..{vocab - 1} (the ESM alphabet); encode sequences with "
+            "tutorial_lib.protein.tokenize or batch_tokenize",
+        )
         pad = tokens == PAD
         x = self.embedding.weight[tokens]
         if self.config.token_dropout:
@@ -344,6 +384,7 @@ class ESM2(eqx.Module):
                 f"ESM2 takes one sequence of token ids, shape (L,), got {tokens.shape}; "
                 "for a batch use jax.vmap(model) or forward_batch(model, tokens)"
             )
+        _check_length(tokens.shape[0])
         pad = tokens == PAD
         x = self.embed(tokens)
         keys = [None] * len(self.layers) if key is None else list(jr.split(key, len(self.layers)))

@@ -6,8 +6,9 @@
   (or a sharded `model.safetensors.index.json`), read with `safetensors.numpy`;
 - an ESM2 model name, `esm2_t6_8M_UR50D` or `facebook/esm2_t6_8M_UR50D`: the two files are
   taken from the per-user cache, from an existing Hugging Face cache (when `huggingface_hub`
-  is installed: the `[hub]` extra), or downloaded from the Hub. Offline, this fails within
-  seconds and says what to use instead;
+  is installed: the `[hub]` extra), or downloaded from the Hub (size-capped, only from the Hub's
+  own hosts, checked against the hashes it announces). Offline, this fails within seconds and
+  says what to use instead;
 - `"tiny"`: the book's own small ESM2, trained on ThermoProt by
   `python -m tutorial_lib.train tiny-esm2` and shipped as an artifact.
 
@@ -17,18 +18,23 @@ buffer is stored per layer, once under a wildcard key, or not at all (it is reco
 LM decoder is usually tied to the token embeddings and then absent from the file.
 """
 
+import hashlib
+import http.client
 import json
+import math
 import os
 import re
 import shutil
 import tempfile
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 import warnings
 from collections.abc import Callable
+from email.message import Message
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -80,8 +86,20 @@ HUB_CONFIGS = {
 }
 HUB_ENDPOINT = "https://huggingface.co"
 PROBE_TIMEOUT_S = 5.0
-_HUB_NAME = re.compile(r"^(?:(?P<owner>[\w.-]+)/)?(?P<name>esm2_[\w.-]+)$")
+#: The most bytes a download may have: far above any ESM2 file, far below a full disk.
+MAX_WEIGHTS_BYTES = 64 * 2**30
+MAX_JSON_BYTES = 2**20
+#: Where the Hub itself redirects downloads to (its LFS and xet CDNs).
+_HUB_CDN_DOMAINS = ("huggingface.co", "hf.co")
+_HASH = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+_INDEX = "model.safetensors.index.json"
+_HUB_NAME = re.compile(r"^(?:(?P<owner>(?!\.{1,2}/)[\w.-]+)/)?(?P<name>esm2_[\w.-]+)$")
 _OFFLINE_ENVS = ("JAXGENAI_OFFLINE", "HF_HUB_OFFLINE")
+_ACCEPTED = (
+    f"Give 'tiny', a Hub name such as {', '.join(ESM2_MODELS[:3])} (with or without "
+    "'facebook/'), or a directory holding a Hugging Face checkpoint (config.json + "
+    "model.safetensors)."
+)
 _ALTERNATIVES = (
     'Use load_esm2("tiny") (the book\'s small ESM2, shipped with the library) or '
     "load_esm2('/path/to/dir') on a folder holding config.json and model.safetensors "
@@ -100,8 +118,13 @@ class HubUnreachableError(ESM2LoadError, ConnectionError):
 def load_esm2(name_or_path: str | os.PathLike, *, dtype: Any = jnp.float32) -> ESM2:
     """An `ESM2` from a local Hugging Face directory, a Hub model name, or `"tiny"`.
 
-    Parameters are returned in `dtype` (checkpoints stored in float16 are upcast by default).
+    Parameters are returned in `dtype`, a floating dtype (checkpoints stored in float16 are
+    upcast by default).
     """
+    dtype = _float_dtype(dtype)
+    if isinstance(name_or_path, str) and not name_or_path.strip():
+        # Path("") is the working directory: an empty name would load whatever lies there.
+        raise ESM2LoadError(f"empty model name {name_or_path!r}. {_ACCEPTED}")
     if isinstance(name_or_path, os.PathLike) or Path(str(name_or_path)).expanduser().is_dir():
         return load_hf_directory(name_or_path, dtype=dtype)
     name = str(name_or_path)
@@ -113,11 +136,27 @@ def load_esm2(name_or_path: str | os.PathLike, *, dtype: Any = jnp.float32) -> E
         return load_hf_directory(_hub_files(repo), dtype=dtype)
     if os.sep in name or name.startswith((".", "~")):
         raise ESM2LoadError(f"no such directory: {name!r}")
-    raise ESM2LoadError(
-        f"unknown ESM2 model {name!r}. Give 'tiny', a Hub name such as "
-        f"{', '.join(ESM2_MODELS[:3])} (with or without 'facebook/'), or a directory holding "
-        "a Hugging Face checkpoint (config.json + model.safetensors)."
-    )
+    raise ESM2LoadError(f"unknown ESM2 model {name!r}. {_ACCEPTED}")
+
+
+def _float_dtype(dtype: Any) -> np.dtype:
+    """`dtype` as a NumPy dtype, refused unless floating: an integer cast truncates weights."""
+    try:
+        # np.dtype(None) is float64, which nobody asking for None means.
+        resolved = jnp.dtype(dtype) if dtype is not None else None
+    except (TypeError, ValueError):
+        resolved = None
+    if resolved is None:
+        raise ESM2LoadError(
+            f"dtype={dtype!r} is not a dtype. Give a floating dtype: jnp.float32 (the "
+            "default), jnp.bfloat16, jnp.float16 or a name such as 'float32'."
+        )
+    if not jnp.issubdtype(resolved, jnp.floating):
+        raise ESM2LoadError(
+            f"dtype={resolved} is not a floating dtype: ESM2's weights would be truncated. "
+            "Give jnp.float32 (the default), jnp.bfloat16 or jnp.float16."
+        )
+    return resolved
 
 
 def _cast(model: ESM2, dtype: Any) -> ESM2:
@@ -140,19 +179,31 @@ def esm2_skeleton(config: ESM2Config, dtype: Any = jnp.float32) -> ESM2:
 
 
 def _load_tiny() -> ESM2:
-    from tutorial_lib.artifacts import ArtifactError, load_artifact, read_metadata
+    """The shipped tiny ESM2, held to the trainer's own config (either size profile's): an
+    edited `metadata.json` (say a different `rope_theta`) is refused, not silently used."""
+    from tutorial_lib.artifacts import (
+        ArtifactError,
+        config_differences,
+        load_artifact,
+        read_metadata,
+    )
+    from tutorial_lib.config import PROFILES
+    from tutorial_lib.train.tiny_esm2 import make_config
 
-    metadata = read_metadata(TINY_ARTIFACT)
-    config = metadata.get("config", {})
-    try:
-        model_config = ESM2Config.from_dict(config["model"])
-        weights_dtype = jnp.dtype(config["weights_dtype"])
-    except (KeyError, TypeError, ValueError) as e:
+    recorded = read_metadata(TINY_ARTIFACT).get("config")
+    candidates = [make_config(profile=p) for p in PROFILES]
+    diffs = [config_differences(recorded, c) for c in candidates]
+    config = next((c for c, d in zip(candidates, diffs, strict=True) if not d), None)
+    if config is None:
+        closest = min(diffs, key=len)
         raise ArtifactError(
-            f"artifact {TINY_ARTIFACT!r} has no usable model config ({e}). Rebuild it with "
+            f"artifact {TINY_ARTIFACT!r} records a config that the trainer does not make:\n  "
+            + "\n  ".join(closest)
+            + f"\nRestore the shipped metadata.json, or retrain with "
             f"`python -m tutorial_lib.train {TINY_ARTIFACT}`."
-        ) from e
-    like = esm2_skeleton(model_config, weights_dtype)
+        )
+    model_config = ESM2Config.from_dict(config["model"])
+    like = esm2_skeleton(model_config, jnp.dtype(config["weights_dtype"]))
     model, _ = load_artifact(TINY_ARTIFACT, like, config=config)
     return model
 
@@ -167,6 +218,7 @@ def config_from_hf(hf: dict[str, Any]) -> ESM2Config:
         if not cond:
             raise ESM2LoadError(f"not an ESM2 checkpoint: {what}")
 
+    need(isinstance(hf, dict), f"config.json holds a {type(hf).__name__}, not a JSON object")
     need(hf.get("model_type") == "esm", f"model_type is {hf.get('model_type')!r}, not 'esm'")
     need(not hf.get("is_folding_model"), "this is an ESMFold checkpoint")
     need(
@@ -178,30 +230,115 @@ def config_from_hf(hf: dict[str, Any]) -> ESM2Config:
     need(not hf.get("is_decoder"), "is_decoder is set")
     need(hf.get("hidden_act", "gelu") == "gelu", f"hidden_act is {hf.get('hidden_act')!r}")
     for key, want in (("vocab_size", VOCAB_SIZE), ("pad_token_id", PAD), ("mask_token_id", MASK)):
-        need(hf.get(key, want) == want, f"{key} is {hf.get(key)!r}, the ESM alphabet has {want}")
-    try:
-        return ESM2Config(
-            num_layers=int(hf["num_hidden_layers"]),
-            embed_dim=int(hf["hidden_size"]),
-            num_heads=int(hf["num_attention_heads"]),
-            ffn_dim=int(hf["intermediate_size"]),
-            layer_norm_eps=float(hf.get("layer_norm_eps") or 1e-12),
-            token_dropout=bool(hf.get("token_dropout", False)),
-            rope_theta=float(hf.get("rope_theta") or 10000.0),
+        value = hf.get(key, want)
+        need(
+            type(value) is int and value == want,
+            f"{key} is {value!r}, the ESM alphabet has {want}",
         )
+    try:
+        sizes = {field: _positive_int(hf, key) for field, key in _SIZE_KEYS.items()}
     except KeyError as e:
         raise ESM2LoadError(f"config.json lacks {e.args[0]!r}") from None
+    eps = _positive_float(hf, "layer_norm_eps", 1e-12)
+    rope_theta = _positive_float(hf, "rope_theta", 10000.0)
+    token_dropout = hf.get("token_dropout", False)
+    need(
+        isinstance(token_dropout, bool),
+        f"token_dropout is {token_dropout!r}; it must be true or false (a JSON boolean)",
+    )
+    try:
+        return ESM2Config(
+            **sizes,
+            layer_norm_eps=eps,
+            token_dropout=token_dropout,
+            rope_theta=rope_theta,
+        )
+    except ValueError as e:  # sizes that do not fit together, e.g. heads not dividing width
+        raise ESM2LoadError(f"not an ESM2 checkpoint: {e}") from e
+
+
+#: `ESM2Config` field -> `EsmConfig` key.
+_SIZE_KEYS = {
+    "num_layers": "num_hidden_layers",
+    "embed_dim": "hidden_size",
+    "num_heads": "num_attention_heads",
+    "ffn_dim": "intermediate_size",
+}
+
+
+def _positive_int(hf: dict[str, Any], key: str) -> int:
+    value = hf[key]
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ESM2LoadError(
+            f"config.json: {key} is {value!r}; it must be a positive whole number. Fix the "
+            "file, or take config.json from the checkpoint's source again."
+        )
+    return value
+
+
+def _positive_float(hf: dict[str, Any], key: str, default: float) -> float:
+    value = hf.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise ESM2LoadError(
+            f"config.json: {key} is {value!r}; it must be a positive finite number. Fix the "
+            "file, or take config.json from the checkpoint's source again."
+        )
+    return float(value)
+
+
+def _read_json(path: Path, where: str | Path | None = None) -> Any:
+    """The JSON in `path`; `where` names it in errors (a downloaded file: its URL)."""
+    try:
+        return json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise ESM2LoadError(
+            f"{where or path} is not valid JSON ({e}); the checkpoint is damaged: copy or "
+            "download it again."
+        ) from e
+
+
+def _shard_name(name: Any, where: str | Path) -> str:
+    """`name` if it is a plain `*.safetensors` file name: an index may come from anyone."""
+    if (
+        not isinstance(name, str)
+        or name.startswith(".")
+        or any(c in name for c in "/\\:\0")  # ":" would name a drive on Windows
+        or not name.endswith(".safetensors")
+    ):
+        raise ESM2LoadError(
+            f"{where} names shard {name!r}, which is not a plain file name ending in "
+            ".safetensors; refusing to read or write it. The index is damaged or malicious: "
+            "get the checkpoint again from a source you trust."
+        )
+    return name
+
+
+def _index_shards(index: Path, where: str | Path | None = None) -> list[str]:
+    """The shard files a `model.safetensors.index.json` maps the tensors to."""
+    where = where or index
+    data = _read_json(index, where)
+    weight_map = data.get("weight_map") if isinstance(data, dict) else None
+    if not isinstance(weight_map, dict):
+        raise ESM2LoadError(
+            f"{where} is not a safetensors index: it needs a JSON object whose 'weight_map' "
+            "maps tensor names to shard files. Copy or download the checkpoint again."
+        )
+    return sorted({_shard_name(f, where) for f in weight_map.values()})
 
 
 def _read_tensors(folder: Path) -> dict[str, np.ndarray]:
     from safetensors.numpy import load_file
 
-    single, index = folder / "model.safetensors", folder / "model.safetensors.index.json"
+    single, index = folder / "model.safetensors", folder / _INDEX
     if single.is_file():
         files = [single]
     elif index.is_file():
-        weight_map = json.loads(index.read_text()).get("weight_map", {})
-        files = [folder / f for f in sorted(set(weight_map.values()))]
+        # Only plain names: shards may be symlinks (a Hugging Face cache), so no resolve().
+        files = [folder / f for f in _index_shards(index)]
     else:
         bins = [p.name for p in folder.glob("*.bin")]
         hint = (
@@ -270,6 +407,7 @@ def _targets(config: ESM2Config) -> dict[str, Getter]:
 
 def load_hf_directory(folder: str | os.PathLike, *, dtype: Any = jnp.float32) -> ESM2:
     """An `ESM2` from a Hugging Face `EsmForMaskedLM` directory (config.json + safetensors)."""
+    dtype = _float_dtype(dtype)
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise ESM2LoadError(f"no such directory: {folder}")
@@ -279,11 +417,7 @@ def load_hf_directory(folder: str | os.PathLike, *, dtype: Any = jnp.float32) ->
             f"{folder} has no config.json: is it a Hugging Face checkpoint directory "
             "(what save_pretrained writes)?"
         )
-    try:
-        hf = json.loads(config_path.read_text())
-    except json.JSONDecodeError as e:
-        raise ESM2LoadError(f"{config_path} is not valid JSON: {e}") from e
-    config = config_from_hf(hf)
+    config = config_from_hf(_read_json(config_path))
     raw = _read_tensors(folder)
     tensors: dict[str, np.ndarray] = {}
     for key, value in raw.items():
@@ -378,26 +512,85 @@ def _offline_reason() -> str | None:
     return None
 
 
-def _open(url: str, *, method: str = "GET", timeout: float = PROBE_TIMEOUT_S):
+class _Head(NamedTuple):
+    """What a HEAD request that does not follow redirects says about a file on the Hub."""
+
+    status: int
+    digest: str | None  # sha256 of an LFS file, git blob sha1 of a small one
+    size: int | None
+
+    @classmethod
+    def parse(cls, status: int, headers: Message) -> "_Head":
+        # A redirect's own ETag and Content-Length describe the redirect, not the file.
+        direct = status == 200
+        tag = headers.get("X-Linked-Etag") or (headers.get("ETag") if direct else None) or ""
+        tag = tag.removeprefix("W/").strip('"').lower()
+        size = headers.get("X-Linked-Size") or (headers.get("Content-Length") if direct else None)
+        return cls(status, tag if _HASH.fullmatch(tag) else None, _header_int(size))
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 400
+
+    def __str__(self) -> str:
+        return f"HTTP {self.status}"
+
+
+def _header_int(value: str | None) -> int | None:
+    return int(value) if value and value.isascii() and value.isdigit() else None
+
+
+def _trusted_host(host: str) -> bool:
+    endpoint = urllib.parse.urlsplit(_endpoint()).hostname
+    cdn = endpoint == urllib.parse.urlsplit(HUB_ENDPOINT).hostname and host.endswith(
+        tuple(f".{domain}" for domain in _HUB_CDN_DOMAINS)
+    )
+    return host == endpoint or cdn
+
+
+class _HubRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects only to the endpoint's host, and for the real Hub to its CDNs."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        host = urllib.parse.urlsplit(newurl).hostname or ""
+        if not _trusted_host(host):
+            fp.close()
+            raise ESM2LoadError(
+                f"{req.full_url} redirects to host {host!r}, which is not the Hub's "
+                f"({_endpoint()}); refusing to follow it. Set HF_ENDPOINT to a Hub or mirror "
+                "that serves its own files, or download the checkpoint by hand and give "
+                "load_esm2 its directory."
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None  # urllib then raises an HTTPError carrying the 3xx status and headers
+
+
+def _open(url: str, *, method: str = "GET", timeout: float = PROBE_TIMEOUT_S, follow: bool = True):
     request = urllib.request.Request(url, method=method, headers={"User-Agent": "tutorial_lib"})
-    return urllib.request.urlopen(request, timeout=timeout)
+    opener = urllib.request.build_opener(_HubRedirects if follow else _NoRedirects)
+    return opener.open(request, timeout=timeout)
 
 
-def _probe(url: str) -> int | str:
-    """HTTP status of a HEAD request, or why it failed; never longer than the timeout.
+def _probe(url: str) -> _Head | str:
+    """HEAD `url` without following redirects, or say why it failed; never longer than the timeout.
 
     A thread bounds the whole probe: `urlopen`'s timeout does not cover name resolution,
     which can hang for tens of seconds behind some firewalls.
     """
-    result: list[int | str] = [f"no answer within {PROBE_TIMEOUT_S:.0f} s"]
+    result: list[_Head | str] = [f"no answer within {PROBE_TIMEOUT_S:.0f} s"]
 
     def probe() -> None:
         try:
-            with _open(url, method="HEAD") as r:
-                result[0] = r.status
+            with _open(url, method="HEAD", follow=False) as r:
+                result[0] = _Head.parse(r.status, r.headers)
         except urllib.error.HTTPError as e:
-            result[0] = e.code
-        except (urllib.error.URLError, OSError) as e:
+            result[0] = _Head.parse(e.code, e.headers)
+            e.close()
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
             result[0] = str(getattr(e, "reason", e))
 
     thread = threading.Thread(target=probe, daemon=True)
@@ -406,17 +599,98 @@ def _probe(url: str) -> int | str:
     return result[0]
 
 
-def _download(url: str, target: Path) -> None:
+def _size_cap(target: Path) -> tuple[str, int]:
+    if target.suffix == ".json":
+        return "MAX_JSON_BYTES", MAX_JSON_BYTES
+    return "MAX_WEIGHTS_BYTES", MAX_WEIGHTS_BYTES
+
+
+def _copy(r: http.client.HTTPResponse, f: Any, cap: int, too_big: ESM2LoadError) -> int:
+    """Copy the body of `r` to `f`, raising `too_big` as soon as it passes `cap` bytes."""
+    n = 0
+    while chunk := r.read(1 << 20):
+        n += len(chunk)
+        if n > cap:
+            raise too_big
+        f.write(chunk)
+    return n
+
+
+def _verify(path: Path, digest: str | None, url: str) -> None:
+    """Check `path` against the Hub's hash: sha256 (LFS files) or git blob sha1 (small files)."""
+    if digest is None:
+        return
+    size = path.stat().st_size
+    start = hashlib.sha256 if len(digest) == 64 else lambda: hashlib.sha1(b"blob %d\0" % size)
+    with path.open("rb") as f:
+        got = hashlib.file_digest(f, start).hexdigest()
+    if got != digest:
+        raise ESM2LoadError(
+            f"{url} does not match the hash the Hub gives for it (expected {digest}, got "
+            f"{got}); it was discarded. Try again; if this persists, {_endpoint()} serves "
+            "altered files."
+        )
+
+
+def _download(url: str, target: Path, head: _Head) -> None:
+    """Download `url` to `target`, world-readable, refusing a body over the size cap.
+
+    The file is checked against the hash in `head`; a server that gives none (a plain mirror)
+    has its files accepted unverified.
+    """
+    cap_name, cap = _size_cap(target)
+    too_big = ESM2LoadError(
+        f"{url} is larger than {cap:,} bytes ({cap_name} in {__name__}); refusing it: no ESM2 "
+        f"file is that large. Check that HF_ENDPOINT ({_endpoint()}) is a Hugging Face Hub."
+    )
+    if (head.size or 0) > cap:
+        raise too_big
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     try:
         with os.fdopen(fd, "wb") as f, _open(url, timeout=60) as r:
-            shutil.copyfileobj(r, f, 1 << 20)
+            length = _header_int(r.headers.get("Content-Length"))
+            if (length or 0) > cap:
+                raise too_big
+            got = _copy(r, f, cap, too_big)
+        if length is not None and got != length:
+            raise ESM2LoadError(
+                f"download of {url} stopped after {got} of {length} bytes. Try again."
+            )
+        _verify(Path(tmp), head.digest, url)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
         os.replace(tmp, target)
-    except (urllib.error.URLError, OSError) as e:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
         raise ESM2LoadError(f"download of {url} failed: {e}. Try again.") from e
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _fetch(base: str, name: str, staging: Path, head: _Head | str | None = None) -> Path:
+    """Download `base/name` into `staging`, with a HEAD for its hash unless `head` is given."""
+    url, target = f"{base}/{name}", staging / name
+    if target.resolve().parent != staging.resolve():
+        raise ESM2LoadError(f"refusing to download {url} to {target}: outside {staging}")
+    head = _probe(url) if head is None else head
+    if isinstance(head, str) or not head.ok:
+        raise ESM2LoadError(f"download of {url} failed: {head}. Try again.")
+    _download(url, target, head)
+    return target
+
+
+def _fetch_weights(repo: str, base: str, staging: Path) -> None:
+    weights = _probe(f"{base}/model.safetensors")
+    if isinstance(weights, _Head) and weights.ok:
+        _fetch(base, "model.safetensors", staging, weights)
+        return
+    index = _probe(f"{base}/{_INDEX}")
+    if isinstance(index, str) or not index.ok:
+        raise ESM2LoadError(
+            f"{repo} on the Hub has no safetensors weights (model.safetensors: {weights}); "
+            "only safetensors checkpoints are read without torch."
+        )
+    for shard in _index_shards(_fetch(base, _INDEX, staging, index), f"{base}/{_INDEX}"):
+        _fetch(base, shard, staging)
 
 
 def _hub_files(repo: str) -> Path:
@@ -428,35 +702,28 @@ def _hub_files(repo: str) -> Path:
     if cached is not None:
         return cached
     base = f"{_endpoint()}/{repo}/resolve/main"
-    reason = _offline_reason()
-    status = reason or _probe(f"{base}/config.json")
-    if status != 200:
-        if isinstance(status, int):
-            raise ESM2LoadError(
-                f"the Hugging Face Hub has no model {repo!r} (HTTP {status} for its "
-                f"config.json). Known ESM2 models: {', '.join(ESM2_MODELS)}."
-            )
+    config = _offline_reason() or _probe(f"{base}/config.json")
+    if isinstance(config, str):
         raise HubUnreachableError(
             f"cannot download ESM2 model {repo!r}: the Hugging Face Hub ({_endpoint()}) is "
-            f"unreachable ({status}). {_ALTERNATIVES}"
+            f"unreachable ({config}). {_ALTERNATIVES}"
+        )
+    if not config.ok:
+        raise ESM2LoadError(
+            f"the Hugging Face Hub has no model {repo!r} ({config} for its config.json). "
+            f"Known ESM2 models: {', '.join(ESM2_MODELS)}."
         )
     print(f"Downloading {repo} from {_endpoint()} into {folder}", flush=True)
-    _download(f"{base}/config.json", folder / ".staging" / "config.json")
-    weights = _probe(f"{base}/model.safetensors")
-    if weights == 200:
-        _download(f"{base}/model.safetensors", folder / ".staging" / "model.safetensors")
-    else:
-        index = folder / ".staging" / "model.safetensors.index.json"
-        try:
-            _download(f"{base}/model.safetensors.index.json", index)
-        except ESM2LoadError:
-            raise ESM2LoadError(
-                f"{repo} on the Hub has no safetensors weights (model.safetensors: {weights}); "
-                "only safetensors checkpoints are read without torch."
-            ) from None
-        for shard in sorted(set(json.loads(index.read_text())["weight_map"].values())):
-            _download(f"{base}/{shard}", folder / ".staging" / shard)
-    for f in (folder / ".staging").iterdir():
+    folder.mkdir(parents=True, exist_ok=True)
+    # A staging folder of this download's own: a concurrent or killed run cannot mix files in.
+    staging = Path(tempfile.mkdtemp(dir=folder, prefix=".staging-"))
+    try:
+        _fetch(base, "config.json", staging, config)
+        _fetch_weights(repo, base, staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # leave no partial checkpoint behind
+        raise
+    for f in staging.iterdir():
         os.replace(f, folder / f.name)
-    (folder / ".staging").rmdir()
+    staging.rmdir()
     return folder

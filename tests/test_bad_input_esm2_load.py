@@ -1,0 +1,480 @@
+"""Bad input to the ESM2 loader: hostile Hub indexes and redirects, oversize or altered
+downloads, malformed local checkpoints, empty names and non-floating dtypes.
+
+The Hub is a loopback HTTP server (`FakeHub`) answering the `resolve/main` URLs the loader asks.
+"""
+
+import hashlib
+import http.server
+import json
+import math
+import os
+import re
+import shutil
+import stat
+import threading
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from random_esm2 import random_esm2
+
+from tutorial_lib.protein import ESM2Config, ESM2LoadError, load_esm2
+from tutorial_lib.protein import load as load_module
+from tutorial_lib.protein.load import config_from_hf
+
+CONFIG = ESM2Config(num_layers=1, embed_dim=16, num_heads=2, ffn_dim=32)
+HF_CONFIG = {
+    "model_type": "esm",
+    "position_embedding_type": "rotary",
+    "num_hidden_layers": 1,
+    "hidden_size": 16,
+    "num_attention_heads": 2,
+    "intermediate_size": 32,
+    "layer_norm_eps": 1e-5,
+    "token_dropout": True,
+}
+INT_KEYS = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size")
+REPO = "acme/esm2_x"
+INDEX = "model.safetensors.index.json"
+SHARDS = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
+
+
+# --- checkpoints ------------------------------------------------------------------------------
+
+
+def _tensors(model) -> dict[str, np.ndarray]:
+    """The model's tensors under the checkpoint keys the loader itself maps."""
+    return {key: np.asarray(get(model)) for key, get in load_module._targets(CONFIG).items()}
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """(a random small ESM2, its checkpoint folder: config.json + model.safetensors)."""
+    from safetensors.numpy import save_file
+
+    model = random_esm2(CONFIG, 0)
+    folder = tmp_path_factory.mktemp("esm2-small")
+    (folder / "config.json").write_text(json.dumps(HF_CONFIG))
+    save_file(_tensors(model), str(folder / "model.safetensors"))
+    return model, folder
+
+
+@pytest.fixture
+def local(checkpoint, tmp_path) -> Path:
+    """A writable copy of the checkpoint folder, to be damaged by the test."""
+    return Path(shutil.copytree(checkpoint[1], tmp_path / "ck"))
+
+
+def _shard(folder: Path, names: list, model=None) -> None:
+    """Replace model.safetensors by an index spreading the tensors over the shards `names`,
+    and write those shards from `model` when it is given."""
+    from safetensors.numpy import save_file
+
+    weight_map = {key: names[i % len(names)] for i, key in enumerate(load_module._targets(CONFIG))}
+    (folder / INDEX).write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    (folder / "model.safetensors").unlink()
+    if model is not None:
+        tensors = _tensors(model)
+        for name in names:
+            save_file({k: v for k, v in tensors.items() if weight_map[k] == name}, folder / name)
+
+
+def test_the_test_checkpoint_loads(checkpoint):
+    model, folder = checkpoint
+    assert eqx.tree_equal(load_esm2(folder), model)
+
+
+# --- a fake Hub ---------------------------------------------------------------------------------
+
+
+class FakeHub:
+    """A loopback server: `routes` maps a URL path to (status, headers, body); else 404.
+
+    A header set to None is left out (Content-Length is sent unless so removed).
+    """
+
+    def __init__(self):
+        self.routes: dict[str, tuple[int, dict[str, str | None], bytes]] = {}
+        self.requests: list[str] = []
+        hub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_HEAD(self) -> None:
+                self.answer(send_body=False)
+
+            def do_GET(self) -> None:
+                self.answer(send_body=True)
+
+            def answer(self, send_body: bool) -> None:
+                hub.requests.append(f"{self.command} {self.path}")
+                status, headers, body = hub.routes.get(self.path, (404, {}, b"not found"))
+                self.send_response(status)
+                for key, value in ({"Content-Length": str(len(body))} | headers).items():
+                    if value is not None:
+                        self.send_header(key, value)
+                self.end_headers()
+                if send_body:
+                    self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def serve(self, name: str, body: bytes, *, lfs: bool = False, etag: str | None = None):
+        """Publish `name` in `REPO` as the Hub does, with the right hash unless `etag` is given.
+
+        A small file answers 200 with its git blob sha1 as ETag; an LFS file answers 302 to a
+        CDN path on the same host, with its sha256 as X-Linked-Etag and its X-Linked-Size.
+        """
+        path = f"/{REPO}/resolve/main/{name}"
+        if lfs:
+            etag = etag or hashlib.sha256(body).hexdigest()
+            self.routes[f"/cdn/{name}"] = (200, {}, body)
+            linked = {"X-Linked-Etag": f'"{etag}"', "X-Linked-Size": str(len(body))}
+            self.routes[path] = (302, {"Location": f"/cdn/{name}"} | linked, b"")
+        else:
+            etag = etag or hashlib.sha1(b"blob %d\0" % len(body) + body).hexdigest()
+            self.routes[path] = (200, {"ETag": f'"{etag}"'}, body)
+
+    def publish(self, folder: Path) -> None:
+        """The checkpoint in `folder`: config.json as a small file, the weights via LFS."""
+        self.serve("config.json", (folder / "config.json").read_bytes())
+        self.serve("model.safetensors", (folder / "model.safetensors").read_bytes(), lfs=True)
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """A `FakeHub` as HF_ENDPOINT, with the loader's cache in tmp_path/cache and no HF cache."""
+    fake = FakeHub()
+    threading.Thread(target=fake.server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HF_ENDPOINT", fake.url)
+    monkeypatch.setenv("JAXGENAI_CACHE", str(tmp_path / "cache"))
+    for env in ("JAXGENAI_OFFLINE", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(env, raising=False)
+    monkeypatch.setattr(load_module, "_from_hf_cache", lambda repo: None)
+    yield fake
+    fake.server.shutdown()
+    fake.server.server_close()
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if not p.is_dir())
+
+
+# --- the Hub: downloads ---------------------------------------------------------------------
+
+
+def test_hub_download_verifies_hashes_follows_same_host_redirects(hub, checkpoint, tmp_path):
+    model, folder = checkpoint
+    hub.publish(folder)
+    assert eqx.tree_equal(load_esm2(REPO), model)
+    assert "GET /cdn/model.safetensors" in hub.requests  # the LFS redirect was followed
+    cached = tmp_path / "cache" / "esm2" / "acme--esm2_x"
+    assert _files(tmp_path / "cache") == [
+        "esm2/acme--esm2_x/config.json",
+        "esm2/acme--esm2_x/model.safetensors",
+    ]
+    assert (cached / "model.safetensors").read_bytes() == (
+        folder / "model.safetensors"
+    ).read_bytes()
+
+
+def test_hub_sharded_download(hub, checkpoint, local):
+    _shard(local, SHARDS, checkpoint[0])
+    hub.serve("config.json", (local / "config.json").read_bytes())
+    hub.serve(INDEX, (local / INDEX).read_bytes())
+    for name in SHARDS:
+        hub.serve(name, (local / name).read_bytes(), lfs=True)
+    assert eqx.tree_equal(load_esm2(REPO), checkpoint[0])
+
+
+@pytest.mark.parametrize(
+    ("name", "lfs", "etag"),
+    [("model.safetensors", True, "0" * 64), ("config.json", False, "0" * 40)],
+    ids=["lfs-sha256", "git-blob-sha1"],
+)
+def test_hub_download_refuses_a_file_that_does_not_match_its_hash(
+    hub, checkpoint, tmp_path, name, lfs, etag
+):
+    hub.publish(checkpoint[1])
+    hub.serve(name, (checkpoint[1] / name).read_bytes(), lfs=lfs, etag=etag)
+    with pytest.raises(ESM2LoadError, match=f"{name} does not match the hash .*expected {etag}"):
+        load_esm2(REPO)
+    assert _files(tmp_path) == []
+
+
+@pytest.mark.parametrize("announce", ["content-length", "x-linked-size", "none"])
+def test_hub_download_refuses_an_oversize_weights_file(
+    hub, checkpoint, tmp_path, monkeypatch, announce
+):
+    hub.publish(checkpoint[1])
+    body = (checkpoint[1] / "model.safetensors").read_bytes()
+    monkeypatch.setattr(load_module, "MAX_WEIGHTS_BYTES", len(body) - 1)
+    if announce == "x-linked-size":  # only the Hub's HEAD says it: refused before the GET
+        hub.routes[f"/{REPO}/resolve/main/model.safetensors"][1]["X-Linked-Size"] = str(2**50)
+        monkeypatch.setattr(load_module, "MAX_WEIGHTS_BYTES", 2**40)
+    elif announce == "none":  # no Content-Length: the body ends when the connection closes
+        hub.routes["/cdn/model.safetensors"] = (200, {"Content-Length": None}, body)
+    with pytest.raises(ESM2LoadError, match=r"larger than [\d,]+ bytes \(MAX_WEIGHTS_BYTES"):
+        load_esm2(REPO)
+    assert _files(tmp_path) == []
+    if announce == "x-linked-size":
+        assert "GET /cdn/model.safetensors" not in hub.requests
+
+
+def test_hub_download_refuses_an_oversize_json_file(hub, checkpoint, monkeypatch):
+    hub.publish(checkpoint[1])
+    monkeypatch.setattr(load_module, "MAX_JSON_BYTES", 16)
+    with pytest.raises(ESM2LoadError, match=r"config\.json is larger than 16 bytes"):
+        load_esm2(REPO)
+
+
+def test_hub_download_refuses_a_truncated_body(hub, checkpoint, tmp_path):
+    hub.publish(checkpoint[1])
+    body = (checkpoint[1] / "model.safetensors").read_bytes()
+    hub.routes["/cdn/model.safetensors"] = (200, {"Content-Length": str(len(body))}, body[:100])
+    with pytest.raises(ESM2LoadError, match=f"stopped after 100 of {len(body)} bytes"):
+        load_esm2(REPO)
+    assert _files(tmp_path) == []
+
+
+def test_hub_downloads_are_world_readable(hub, checkpoint, tmp_path):
+    hub.publish(checkpoint[1])
+    old = os.umask(0o022)
+    try:
+        load_esm2(REPO)
+    finally:
+        os.umask(old)
+    for name in _files(tmp_path / "cache"):
+        assert stat.S_IMODE((tmp_path / "cache" / name).stat().st_mode) == 0o644, name
+
+
+# --- the Hub: hostile answers ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("location", "host"),
+    [
+        ("http://evil.example/config.json", "evil.example"),
+        ("http://127.0.0.2:9/config.json", "127.0.0.2"),
+        # The Hub's CDNs are trusted only when the endpoint is the Hub itself.
+        ("https://cdn-lfs.huggingface.co/config.json", "cdn-lfs.huggingface.co"),
+    ],
+)
+def test_hub_redirect_to_another_host_is_refused(hub, checkpoint, tmp_path, location, host):
+    hub.publish(checkpoint[1])
+    hub.routes[f"/{REPO}/resolve/main/config.json"] = (302, {"Location": location}, b"")
+    with pytest.raises(ESM2LoadError, match=f"redirects to host '{re.escape(host)}'"):
+        load_esm2(REPO)
+    assert hub.requests == [
+        f"HEAD /{REPO}/resolve/main/config.json",
+        f"GET /{REPO}/resolve/main/config.json",
+    ]
+    assert _files(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("host", "trusted"),
+    [
+        ("huggingface.co", True),
+        ("cdn-lfs-us-1.hf.co", True),
+        ("cas-bridge.xethub.hf.co", True),
+        ("cdn-lfs.huggingface.co", True),
+        ("evilhuggingface.co", False),
+        ("huggingface.co.evil.example", False),
+        ("evil.example", False),
+    ],
+)
+def test_the_real_hub_may_redirect_to_its_cdns_only(monkeypatch, host, trusted):
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    assert load_module._trusted_host(host) is trusted
+
+
+@pytest.mark.parametrize(
+    "shard",
+    [
+        "../../../../x.txt",
+        "../../../../x.safetensors",
+        "sub/dir.safetensors",
+        "..\\x.safetensors",
+        ".hidden.safetensors",
+        "..",
+        "x.txt",
+        "nul\0.safetensors",
+        "C:x.safetensors",
+        7,
+    ],
+)
+def test_hub_index_with_unsafe_shard_names_writes_nothing(hub, checkpoint, tmp_path, shard):
+    hub.serve("config.json", (checkpoint[1] / "config.json").read_bytes())
+    index = {"weight_map": {"a": "model-1.safetensors", "b": shard}}
+    hub.serve(INDEX, json.dumps(index).encode())
+    if isinstance(shard, str):  # served, so that following the name would write it
+        hub.routes[f"/{REPO}/resolve/main/{shard}"] = (200, {}, b"pwned")
+    hub.serve("model-1.safetensors", (checkpoint[1] / "model.safetensors").read_bytes())
+    with pytest.raises(ESM2LoadError, match=f"names shard {re.escape(repr(shard))}.*not a plain"):
+        load_esm2(REPO)
+    assert _files(tmp_path) == []
+    asked = {r.split("/resolve/main/")[1] for r in hub.requests}
+    assert asked == {"config.json", "model.safetensors", INDEX}
+
+
+# --- malformed local checkpoints ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "shard", ["../outside.safetensors", "/tmp/outside.safetensors", "..", "C:x.safetensors"]
+)
+def test_local_index_with_unsafe_shard_names_is_refused(local, shard):
+    # A complete checkpoint outside the folder: following the name would load it.
+    shutil.copy(local / "model.safetensors", local.parent / "outside.safetensors")
+    _shard(local, [shard])
+    with pytest.raises(ESM2LoadError, match=r"not a plain file name ending in \.safetensors"):
+        load_esm2(local)
+
+
+def test_local_sharded_checkpoint_loads(checkpoint, local):
+    _shard(local, SHARDS, checkpoint[0])
+    assert eqx.tree_equal(load_esm2(local), checkpoint[0])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{not json", "is not valid JSON"),
+        ("[1, 2]", "not a safetensors index"),
+        ('{"metadata": {}}', "not a safetensors index"),
+        ('{"weight_map": ["model.safetensors"]}', "not a safetensors index"),
+    ],
+)
+def test_local_malformed_index_is_refused(local, text, message):
+    _shard(local, ["model.safetensors"])
+    (local / INDEX).write_text(text)
+    with pytest.raises(ESM2LoadError, match=message):
+        load_esm2(local)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"[1, 2]", "config.json holds a list, not a JSON object"),
+        (b'"esm"', "config.json holds a str, not a JSON object"),
+        (b"null", "config.json holds a NoneType, not a JSON object"),
+        (b"\xff\xfe{}", "is not valid JSON"),
+    ],
+)
+def test_local_config_that_is_not_an_object_is_refused(local, content, message):
+    (local / "config.json").write_bytes(content)
+    with pytest.raises(ESM2LoadError, match=message):
+        load_esm2(local)
+
+
+NOT_POSITIVE_WHOLE = st.one_of(
+    st.integers(max_value=0),
+    st.floats().filter(lambda x: not (x.is_integer() and x > 0)),
+    st.booleans(),
+    st.text(max_size=5),
+    st.none(),
+    st.lists(st.integers(1, 9), max_size=2),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
+)
+NOT_POSITIVE_FINITE = st.one_of(
+    st.floats().filter(lambda x: not 0 < x < math.inf),
+    st.integers(max_value=0),
+    st.booleans(),
+    st.text(max_size=5),
+    st.lists(st.floats(), max_size=2),
+)
+
+
+@settings(max_examples=50, deadline=None)
+@given(key=st.sampled_from(INT_KEYS), value=NOT_POSITIVE_WHOLE)
+def test_config_refuses_sizes_that_are_not_positive_whole_numbers(key, value):
+    with pytest.raises(ESM2LoadError, match=f"{key} is .*must be a positive whole number"):
+        config_from_hf(HF_CONFIG | {key: value})
+
+
+@settings(max_examples=50, deadline=None)
+@given(key=st.sampled_from(["layer_norm_eps", "rope_theta"]), value=NOT_POSITIVE_FINITE)
+def test_config_refuses_eps_and_theta_that_are_not_positive_finite(key, value):
+    with pytest.raises(ESM2LoadError, match=f"{key} is .*must be a positive finite number"):
+        config_from_hf(HF_CONFIG | {key: value})
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    layers=st.integers(1, 64),
+    heads=st.integers(1, 16),
+    half_head_dim=st.integers(1, 16),
+    ffn=st.integers(1, 4096),
+    eps=st.floats(1e-12, 1e-3),
+    as_float=st.booleans(),
+)
+def test_config_accepts_positive_whole_numbers(layers, heads, half_head_dim, ffn, eps, as_float):
+    sizes = [layers, heads * 2 * half_head_dim, heads, ffn]
+    numbers = [float(n) for n in sizes] if as_float else sizes
+    config = config_from_hf(
+        HF_CONFIG | dict(zip(INT_KEYS, numbers, strict=True)) | {"layer_norm_eps": eps}
+    )
+    got = [config.num_layers, config.embed_dim, config.num_heads, config.ffn_dim]
+    assert got == sizes and all(type(n) is int for n in got)
+    assert config.layer_norm_eps == eps
+
+
+def test_config_sizes_that_do_not_fit_together_are_a_load_error():
+    with pytest.raises(ESM2LoadError, match="not a multiple of num_heads"):
+        config_from_hf(HF_CONFIG | {"hidden_size": 30, "num_attention_heads": 4})
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("token_dropout", "false"), ("token_dropout", 0), ("pad_token_id", True)],
+)
+def test_config_flags_and_ids_must_have_their_json_type(key, value):
+    with pytest.raises(ESM2LoadError, match=f"{key} is {value!r}"):
+        config_from_hf(HF_CONFIG | {key: value})
+
+
+# --- names and dtypes -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["../esm2_t6_8M_UR50D", "./esm2_t6_8M_UR50D"])
+def test_hub_owner_cannot_be_a_relative_folder(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ESM2LoadError, match="no such directory"):
+        load_esm2(name)
+
+
+@pytest.mark.parametrize("name", ["", "   ", "\t\n"])
+def test_empty_name_is_refused_even_with_a_checkpoint_in_the_working_directory(
+    local, monkeypatch, name
+):
+    monkeypatch.chdir(local)
+    with pytest.raises(ESM2LoadError, match=r"empty model name .*Give 'tiny', a Hub name"):
+        load_esm2(name)
+
+
+@pytest.mark.parametrize("dtype", [jnp.int32, "int8", np.uint16, bool, jnp.complex64])
+def test_non_floating_dtype_is_refused(checkpoint, dtype):
+    with pytest.raises(ESM2LoadError, match=r"dtype=\w+ is not a floating dtype"):
+        load_esm2(checkpoint[1], dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", ["bogus", object(), None, 3])
+def test_a_dtype_that_is_no_dtype_is_refused(checkpoint, dtype):
+    with pytest.raises(ESM2LoadError, match=r"dtype=.* is not a dtype\. Give a floating dtype"):
+        load_esm2(checkpoint[1], dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16, "float32", np.float32])
+def test_floating_dtypes_are_accepted(checkpoint, dtype):
+    leaves = jax.tree.leaves(eqx.filter(load_esm2(checkpoint[1], dtype=dtype), eqx.is_array))
+    assert {leaf.dtype for leaf in leaves} == {jnp.dtype(dtype)}
