@@ -101,7 +101,8 @@ def test_missing_artifact_says_how_to_build_it(tmp_path):
 @pytest.fixture
 def registered(monkeypatch):
     """A tiny trainer, registered only for this test."""
-    monkeypatch.setattr(train, "_TRAINERS", dict(train._TRAINERS))
+    # Import the real trainers first, so that they register in the real table, not the copy.
+    monkeypatch.setattr(train, "_TRAINERS", dict(train.available_trainers()))
 
     def make_config(steps=None, profile=None):
         return {"n": 100 if steps is None else steps}

@@ -223,7 +223,8 @@ def test_short_runs_have_a_valid_learning_rate_schedule(steps):
 @pytest.fixture
 def toy_trainer(monkeypatch):
     """A fast trainer `toy-mean`, registered only for this test; counts its runs."""
-    monkeypatch.setattr(train, "_TRAINERS", dict(train._TRAINERS))
+    # Import the real trainers first, so that they register in the real table, not the copy.
+    monkeypatch.setattr(train, "_TRAINERS", dict(train.available_trainers()))
     runs = []
 
     def make_config(steps=None, profile=None):

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tutorial_lib import fwi, wave
+from tutorial_lib.jax_science import fwi, wave
 
 N = 48
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from tutorial_lib import integrators as it
+from tutorial_lib.jax_science import integrators as it
 
 LV_ARGS = np.array([1.1, 0.4, 0.1, 0.4])  # alpha, beta, delta, gamma
 

@@ -6,7 +6,7 @@ import jax.random as jr
 import numpy as np
 import pytest
 
-from tutorial_lib import least_squares as ls
+from tutorial_lib.jax_science import least_squares as ls
 
 THETA = jnp.array([1.5, 0.3, 2 * np.pi * 1.2, 0.4])  # A, gamma, omega, phi
 T = jnp.linspace(0.0, 8.0, 400)

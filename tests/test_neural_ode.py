@@ -7,7 +7,7 @@ import jax.random as jr
 import numpy as np
 import pytest
 
-from tutorial_lib import neural_ode as node
+from tutorial_lib.jax_science import neural_ode as node
 
 TS = jnp.linspace(0.0, 6.0, 13)
 

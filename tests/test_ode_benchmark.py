@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from tutorial_lib import ode_benchmark as ob
+from tutorial_lib.jax_science import ode_benchmark as ob
 
 TS = np.linspace(0.0, 15.0, 31)
 

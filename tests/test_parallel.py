@@ -1,4 +1,4 @@
-"""Tests for tutorial_lib.parallel, on the devices available and on 8 simulated CPU devices."""
+"""Tests for `jax_science.parallel`, on the devices available and on 8 simulated CPU devices."""
 
 import os
 import subprocess
@@ -11,7 +11,7 @@ import jax.random as jr
 import numpy as np
 import pytest
 
-from tutorial_lib import parallel
+from tutorial_lib.jax_science import parallel
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ EIGHT_DEVICES = textwrap.dedent(
     """
     import jax, jax.numpy as jnp, jax.random as jr, numpy as np
     from jax.sharding import NamedSharding, PartitionSpec as P
-    from tutorial_lib import parallel
+    from tutorial_lib.jax_science import parallel
 
     assert len(jax.devices()) == 8, jax.devices()
     mesh = jax.make_mesh((8,), ("data",))

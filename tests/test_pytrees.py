@@ -1,4 +1,4 @@
-"""Tests for tutorial_lib.pytrees: tree-mapped SGD and the damped-oscillator fit."""
+"""Tests for tutorial_lib.jax_science.pytrees: tree-mapped SGD and the damped-oscillator fit."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +6,7 @@ import jax.random as jr
 import numpy as np
 import pytest
 
-from tutorial_lib import pytrees
+from tutorial_lib.jax_science import pytrees
 
 TRUE = pytrees.DampedOscillator(1.5, 0.3, 2.0, 0.5)
 

@@ -7,8 +7,8 @@ import jax.random as jr
 import numpy as np
 import pytest
 
-from tutorial_lib import sampling
 from tutorial_lib.data.toy import GaussianMixture
+from tutorial_lib.jax_science import sampling
 
 MU = jnp.array([1.0, -2.0])
 S = 1.5  # standard deviation of the Gaussian target N(MU, S^2 I)

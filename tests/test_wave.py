@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tutorial_lib import wave
+from tutorial_lib.jax_science import wave
 
 N, STEPS = 80, 400
 DX = 10.0

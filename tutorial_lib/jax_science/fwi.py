@@ -1,4 +1,4 @@
-"""Full-waveform inversion (Tarantola 1984; Virieux & Operto 2009) through :mod:`tutorial_lib.wave`.
+"""Full-waveform inversion (Tarantola 1984; Virieux & Operto 2009) through :mod:`.wave`.
 
 FWI finds the velocity model :math:`c` whose simulated seismograms match the recorded ones,
 by gradient descent on the data misfit
@@ -7,9 +7,9 @@ by gradient descent on the data misfit
                         {\\sum_s \\lVert d_s^{\\mathrm{obs}} \\rVert^2},
 
 where :math:`d_s(c)` is the seismogram of shot :math:`s` simulated by
-:func:`tutorial_lib.wave.simulate_jax`. The gradient :math:`\\partial\\chi/\\partial c`, which
-geophysicists compute with a hand-written adjoint simulation, is here ``jax.grad`` of the
-simulation itself.
+:func:`tutorial_lib.jax_science.wave.simulate_jax`. The gradient
+:math:`\\partial\\chi/\\partial c`, which geophysicists compute with a hand-written adjoint
+simulation, is here ``jax.grad`` of the simulation itself.
 
 - :class:`Survey` holds the acquisition (sources, receivers, wavelet, grid) and
   :func:`make_survey` builds one.
@@ -28,7 +28,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int
 
-from tutorial_lib import wave
+from tutorial_lib.jax_science import wave
 
 __all__ = [
     "Survey",
@@ -135,7 +135,7 @@ def make_survey(
 def shot(
     velocity: Float[Array, "nz nx"], source: Int[Array, "2"], survey: Survey
 ) -> Float[Array, "steps receivers"]:
-    """The seismogram of one source, from :func:`tutorial_lib.wave.simulate_jax`."""
+    """The seismogram of one source, from :func:`tutorial_lib.jax_science.wave.simulate_jax`."""
     _, traces = wave.simulate_jax(
         velocity,
         dx=survey.dx,
