@@ -8,10 +8,10 @@ import jax
 
 
 def best_time(fn: Callable[[], Any], *, repeat: int = 3, warmup: bool = True) -> float:
-    """Best-of-``repeat`` wall time in seconds of ``fn()``, waiting for JAX results.
+    """Best-of-`repeat` wall time in seconds of `fn()`, waiting for JAX results.
 
     JAX dispatches work asynchronously, so the clock stops only after
-    :func:`jax.block_until_ready` on the output. ``warmup`` runs ``fn`` once first so that
+    `jax.block_until_ready` on the output. `warmup` runs `fn` once first so that
     compilation is not counted; time compilation separately when it matters.
     """
     return best_times({"fn": fn}, repeat=repeat, warmup=warmup)["fn"]
@@ -20,11 +20,11 @@ def best_time(fn: Callable[[], Any], *, repeat: int = 3, warmup: bool = True) ->
 def best_times(
     fns: dict[str, Callable[[], Any]], *, repeat: int = 3, warmup: bool = True
 ) -> dict[str, float]:
-    """Best-of-``repeat`` wall times of several functions, run in turn within each round.
+    """Best-of-`repeat` wall times of several functions, run in turn within each round.
 
     Interleaving matters on a shared or throttling machine: a slow spell then hits every
     contender alike instead of whichever happened to be running, so their ratio is fairer
-    than that of separate :func:`best_time` calls.
+    than that of separate `best_time` calls.
     """
     if repeat < 1:
         raise ValueError(f"repeat must be at least 1, got {repeat}.")

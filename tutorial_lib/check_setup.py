@@ -1,9 +1,9 @@
-"""Check that this machine can run the book: ``python -m tutorial_lib.check_setup [--strict]``.
+"""Check that this machine can run the book: `python -m tutorial_lib.check_setup [--strict]`.
 
 Prints the version of every dependency, the JAX backend and its devices, the size profile,
 whether the data root holds the staged data sets, and whether each shipped artifact (trained
 weights) is intact. A file whose sha256 does not match is reported as *corrupt*, an absent one
-as *missing*. With ``--strict`` the exit code is 1 when a required dependency, a data set or
+as *missing*. With `--strict` the exit code is 1 when a required dependency, a data set or
 an artifact is missing or corrupt, so an instructor can run it when preparing a JupyterHub.
 """
 

@@ -1,9 +1,9 @@
 """One knob for problem sizes: a small CPU profile and a larger GPU profile.
 
-Pages never hard-code sizes. They ask :func:`pick` for a value, which returns the CPU
+Pages never hard-code sizes. They ask `pick` for a value, which returns the CPU
 value on a laptop or CI machine and the GPU value on an accelerator (for example a Colab
 GPU runtime). Override the automatic choice with the environment variable
-``JAXGENAI_PROFILE=cpu`` or ``JAXGENAI_PROFILE=gpu`` (``auto`` is the default).
+`JAXGENAI_PROFILE=cpu` or `JAXGENAI_PROFILE=gpu` (`auto` is the default).
 """
 
 import os
@@ -20,7 +20,7 @@ T = TypeVar("T")
 
 
 def profile() -> Profile:
-    """The size profile in force: ``"gpu"`` on an accelerator backend, else ``"cpu"``."""
+    """The size profile in force: `"gpu"` on an accelerator backend, else `"cpu"`."""
     value = os.environ.get(PROFILE_ENV, "auto").strip().lower()
     if value == "auto":
         return "gpu" if jax.default_backend() in _ACCELERATORS else "cpu"
@@ -33,7 +33,7 @@ def profile() -> Profile:
 
 
 def pick(*, cpu: T, gpu: T, profile: Profile | None = None) -> T:
-    """Return ``cpu`` or ``gpu`` according to the profile in force (or the one given).
+    """Return `cpu` or `gpu` according to the profile in force (or the one given).
 
     >>> n_steps = pick(cpu=500, gpu=5_000)  # doctest: +SKIP
     """

@@ -1,21 +1,23 @@
-"""Full-waveform inversion (Tarantola 1984; Virieux & Operto 2009) through :mod:`.wave`.
+r"""Full-waveform inversion (Tarantola 1984; Virieux & Operto 2009) through `wave`.
 
-FWI finds the velocity model :math:`c` whose simulated seismograms match the recorded ones,
+FWI finds the velocity model $c$ whose simulated seismograms match the recorded ones,
 by gradient descent on the data misfit
 
-.. math:: \\chi(c) = \\frac{\\sum_s \\lVert d_s(c) - d_s^{\\mathrm{obs}} \\rVert^2}
-                        {\\sum_s \\lVert d_s^{\\mathrm{obs}} \\rVert^2},
+$$
+\chi(c) = \frac{\sum_s \lVert d_s(c) - d_s^{\mathrm{obs}} \rVert^2}
+{\sum_s \lVert d_s^{\mathrm{obs}} \rVert^2},
+$$
 
-where :math:`d_s(c)` is the seismogram of shot :math:`s` simulated by
-:func:`tutorial_lib.jax_science.wave.simulate_jax`. The gradient
-:math:`\\partial\\chi/\\partial c`, which geophysicists compute with a hand-written adjoint
-simulation, is here ``jax.grad`` of the simulation itself.
+where $d_s(c)$ is the seismogram of shot $s$ simulated by
+`tutorial_lib.jax_science.wave.simulate_jax`. The gradient
+$\partial\chi/\partial c$, which geophysicists compute with a hand-written adjoint
+simulation, is here `jax.grad` of the simulation itself.
 
-- :class:`Survey` holds the acquisition (sources, receivers, wavelet, grid) and
-  :func:`make_survey` builds one.
-- :func:`shot` simulates one source; :func:`forward` all of them with ``jax.vmap``.
-- :func:`misfit`, :func:`velocity_from_params`, :func:`invert` (Optax Adam) and
-  :func:`model_error` make up the inversion.
+- `Survey` holds the acquisition (sources, receivers, wavelet, grid) and
+  `make_survey` builds one.
+- `shot` simulates one source; `forward` all of them with `jax.vmap`.
+- `misfit`, `velocity_from_params`, `invert` (Optax Adam) and
+  `model_error` make up the inversion.
 """
 
 import math
@@ -45,7 +47,7 @@ __all__ = [
 class Survey(eqx.Module):
     """Everything about an experiment except the velocity model: grid, wavelet, geometry.
 
-    ``mask`` is 1 inside the region the inversion may change (inside the receiver array,
+    `mask` is 1 inside the region the inversion may change (inside the receiver array,
     away from the absorbing strip) and 0 elsewhere.
     """
 
@@ -78,13 +80,13 @@ def make_survey(
     sponge_width: int | None = None,
     geometry: Literal["ring", "surface"] = "ring",
 ) -> Survey:
-    """An ``n x n`` grid of side ``extent`` metres with absorbing edges.
+    """An `n x n` grid of side `extent` metres with absorbing edges.
 
-    ``geometry="ring"``: sources along the top of the target region and receivers all around
+    `geometry="ring"`: sources along the top of the target region and receivers all around
     it, so waves cross the target from many directions (as in cross-well surveys or
-    ultrasound tomography). ``geometry="surface"``: sources and receivers only just below a
-    free surface, the usual seismic survey. ``duration`` seconds are simulated with a time step
-    of Courant number 0.5 for ``max_velocity``.
+    ultrasound tomography). `geometry="surface"`: sources and receivers only just below a
+    free surface, the usual seismic survey. `duration` seconds are simulated with a time step
+    of Courant number 0.5 for `max_velocity`.
     """
     if geometry not in ("ring", "surface"):
         raise ValueError(f"geometry must be 'ring' or 'surface', got {geometry!r}.")
@@ -135,7 +137,7 @@ def make_survey(
 def shot(
     velocity: Float[Array, "nz nx"], source: Int[Array, "2"], survey: Survey
 ) -> Float[Array, "steps receivers"]:
-    """The seismogram of one source, from :func:`tutorial_lib.jax_science.wave.simulate_jax`."""
+    """The seismogram of one source, from `tutorial_lib.jax_science.wave.simulate_jax`."""
     _, traces = wave.simulate_jax(
         velocity,
         dx=survey.dx,
@@ -151,7 +153,7 @@ def shot(
 def forward(
     velocity: Float[Array, "nz nx"], survey: Survey
 ) -> Float[Array, "shots steps receivers"]:
-    """All shots of the survey at once, ``jax.vmap`` of :func:`shot` over the sources."""
+    """All shots of the survey at once, `jax.vmap` of `shot` over the sources."""
     if not isinstance(velocity, jax.core.Tracer):
         velocity = np.asarray(velocity)
         if velocity.shape != survey.shape:
@@ -209,10 +211,10 @@ def invert(
     coarsening: int = 3,
     callback=None,
 ) -> tuple[Float[Array, "nz nx"], Float[np.ndarray, " iterations"]]:
-    """Fit the observed seismograms by Adam, starting from ``background``.
+    """Fit the observed seismograms by Adam, starting from `background`.
 
-    ``learning_rate`` is in m/s: Adam's steps are roughly that large per iteration.
-    ``callback(iteration, velocity)``, if given, is called after every step. Returns the final
+    `learning_rate` is in m/s: Adam's steps are roughly that large per iteration.
+    `callback(iteration, velocity)`, if given, is called after every step. Returns the final
     velocity model and the misfit *before* each step.
     """
     if iterations < 1:

@@ -1,24 +1,28 @@
-"""A fixed-step fourth-order Runge–Kutta integrator, written as a loop JAX can compile well.
+r"""A fixed-step fourth-order Runge–Kutta integrator, written as a loop JAX can compile well.
 
-The classical RK4 step for :math:`\\dot y = f(t, y)` with step :math:`h` is
+The classical RK4 step for $\dot y = f(t, y)$ with step $h$ is
 
-.. math:: k_1 = f(t, y),\\; k_2 = f(t + \\tfrac h2, y + \\tfrac h2 k_1),\\;
-          k_3 = f(t + \\tfrac h2, y + \\tfrac h2 k_2),\\; k_4 = f(t + h, y + h k_3),
+$$
+k_1 = f(t, y),\; k_2 = f(t + \tfrac h2, y + \tfrac h2 k_1),\;
+k_3 = f(t + \tfrac h2, y + \tfrac h2 k_2),\; k_4 = f(t + h, y + h k_3),
+$$
 
-.. math:: y \\leftarrow y + \\tfrac h6 (k_1 + 2k_2 + 2k_3 + k_4),
+$$
+y \leftarrow y + \tfrac h6 (k_1 + 2k_2 + 2k_3 + k_4),
+$$
 
-with a global error of order :math:`h^4` (Hairer, Nørsett & Wanner 1993).
+with a global error of order $h^4$ (Hairer, Nørsett & Wanner 1993).
 
-:func:`rk4_scan` runs the steps with :func:`jax.lax.scan`: the loop body is traced and
-compiled once, whatever the number of steps. :func:`rk4_unrolled` computes the same numbers
-with a Python ``for`` loop; under :func:`jax.jit` that loop is *unrolled* into one long
+`rk4_scan` runs the steps with `jax.lax.scan`: the loop body is traced and
+compiled once, whatever the number of steps. `rk4_unrolled` computes the same numbers
+with a Python `for` loop; under `jax.jit` that loop is *unrolled* into one long
 program whose compile time grows quickly with the number of steps (measured in the book's
 "Control flow and loops" chapter). Use it only to see that cost.
 
-The state ``y`` may be any pytree of arrays (an array, a tuple, a dict); the vector field
-``f(t, y, args)`` returns a pytree of the same structure. :func:`lotka_volterra` is the
+The state `y` may be any pytree of arrays (an array, a tuple, a dict); the vector field
+`f(t, y, args)` returns a pytree of the same structure. `lotka_volterra` is the
 predator–prey model used as the running example, with its conserved quantity
-:func:`lotka_volterra_invariant`.
+`lotka_volterra_invariant`.
 """
 
 import functools
@@ -90,13 +94,13 @@ def rk4_scan(
     *,
     unroll: int = 1,
 ) -> tuple[Float[Array, " n_steps_plus_1"], PyTree]:
-    """Integrate ``dy/dt = f(t, y, args)`` with ``n_steps`` RK4 steps of size ``dt``.
+    """Integrate `dy/dt = f(t, y, args)` with `n_steps` RK4 steps of size `dt`.
 
-    Returns ``(ts, ys)``: the ``n_steps + 1`` times ``t0 + k * dt`` and the states at those
-    times, stacked along a new leading axis of every leaf (``ys[0]`` is ``y0``). Compiled with
-    :func:`jax.jit`; ``f`` and ``n_steps`` are static (a new function or step count compiles
-    anew), while ``y0``, ``t0``, ``dt`` and ``args`` may be traced, so the result can be
-    differentiated with respect to them or ``vmap``-ed over them. ``unroll`` puts that many
+    Returns `(ts, ys)`: the `n_steps + 1` times `t0 + k * dt` and the states at those
+    times, stacked along a new leading axis of every leaf (`ys[0]` is `y0`). Compiled with
+    `jax.jit`; `f` and `n_steps` are static (a new function or step count compiles
+    anew), while `y0`, `t0`, `dt` and `args` may be traced, so the result can be
+    differentiated with respect to them or `vmap`-ed over them. `unroll` puts that many
     steps in each iteration of the compiled loop.
     """
     _check(n_steps, dt)
@@ -113,11 +117,11 @@ def rk4_unrolled(
     n_steps: int,
     args: Any = None,
 ) -> tuple[Float[Array, " n_steps_plus_1"], PyTree]:
-    """The same integration as :func:`rk4_scan` with a Python ``for`` loop (not compiled).
+    """The same integration as `rk4_scan` with a Python `for` loop (not compiled).
 
-    Under :func:`jax.jit` (with ``f`` and ``n_steps`` static) the loop is unrolled into
-    ``n_steps`` copies of the RK4 step: a reference and a demonstration of why
-    :func:`jax.lax.scan` exists, not a tool for long integrations.
+    Under `jax.jit` (with `f` and `n_steps` static) the loop is unrolled into
+    `n_steps` copies of the RK4 step: a reference and a demonstration of why
+    `jax.lax.scan` exists, not a tool for long integrations.
     """
     _check(n_steps, dt)
     y, ys = y0, [y0]
@@ -133,9 +137,9 @@ def lotka_volterra(
 ) -> Float[Array, "2"]:
     """Predator–prey dynamics (Lotka 1925; Volterra 1926).
 
-    ``y = (prey, predators)`` and ``args = (alpha, beta, delta, gamma)``:
-    ``prey' = alpha*prey - beta*prey*predators`` and
-    ``predators' = delta*prey*predators - gamma*predators``. ``t`` is unused (autonomous).
+    `y = (prey, predators)` and `args = (alpha, beta, delta, gamma)`:
+    `prey' = alpha*prey - beta*prey*predators` and
+    `predators' = delta*prey*predators - gamma*predators`. `t` is unused (autonomous).
     """
     alpha, beta, delta, gamma = args[0], args[1], args[2], args[3]
     prey, predators = y[0], y[1]
@@ -145,9 +149,9 @@ def lotka_volterra(
 
 
 def lotka_volterra_invariant(y: Float[Array, "... 2"], args: Float[ArrayLike, "4"]) -> Array:
-    """The quantity ``delta*x - gamma*log(x) + beta*y - alpha*log(y)``, constant on exact orbits.
+    """The quantity `delta*x - gamma*log(x) + beta*y - alpha*log(y)`, constant on exact orbits.
 
-    Works on one state ``(2,)`` or a trajectory ``(..., 2)``; a numerical integrator's drift in
+    Works on one state `(2,)` or a trajectory `(..., 2)`; a numerical integrator's drift in
     this quantity measures its error.
     """
     alpha, beta, delta, gamma = args[0], args[1], args[2], args[3]

@@ -1,14 +1,16 @@
-"""Fitting a physical model to noisy data by nonlinear least squares, with JAX derivatives.
+r"""Fitting a physical model to noisy data by nonlinear least squares, with JAX derivatives.
 
 The running example of the book's "Function transformations" chapter is the *ringdown* of a
 damped oscillator — a plucked string, a MEMS resonator, a pendulum in air:
 
-.. math:: x(t; \\theta) = A\\, e^{-\\gamma t} \\cos(\\omega t + \\varphi), \\qquad
-          \\theta = (A, \\gamma, \\omega, \\varphi),
+$$
+x(t; \theta) = A\, e^{-\gamma t} \cos(\omega t + \varphi), \qquad
+\theta = (A, \gamma, \omega, \varphi),
+$$
 
-observed with Gaussian noise at times :math:`t_i`. The misfit is the mean squared residual,
-and :func:`gauss_newton` minimises it with damped Gauss–Newton (Levenberg–Marquardt) steps,
-whose Jacobian of the residuals comes from :func:`jax.jacfwd` — forward mode, the cheap mode
+observed with Gaussian noise at times $t_i$. The misfit is the mean squared residual,
+and `gauss_newton` minimises it with damped Gauss–Newton (Levenberg–Marquardt) steps,
+whose Jacobian of the residuals comes from `jax.jacfwd` — forward mode, the cheap mode
 for a model with few parameters and many observations (Nocedal & Wright 2006, ch. 10).
 """
 
@@ -26,8 +28,8 @@ Model = Callable[[Float[Array, " p"], Float[Array, " m"]], Float[Array, " m"]]
 
 
 def ringdown(theta: Float[ArrayLike, "4"], t: Float[ArrayLike, "*times"]) -> Float[Array, "*times"]:
-    """Damped oscillation ``A exp(-gamma t) cos(omega t + phi)`` with ``theta = (A, gamma,
-    omega, phi)``; ``t`` may be a scalar or an array of times (the result has its shape)."""
+    """Damped oscillation `A exp(-gamma t) cos(omega t + phi)` with `theta = (A, gamma,
+    omega, phi)`; `t` may be a scalar or an array of times (the result has its shape)."""
     amplitude, rate, omega, phase = theta[0], theta[1], theta[2], theta[3]
     return amplitude * jnp.exp(-rate * t) * jnp.cos(omega * t + phase)
 
@@ -45,7 +47,7 @@ def _check_data(theta, t, y):
 def simulate_ringdown(
     key: PRNGKeyArray, theta: Float[ArrayLike, "4"], t: Float[ArrayLike, " m"], noise: float
 ) -> Float[Array, " m"]:
-    """Noisy observations ``ringdown(theta, t) + noise * N(0, 1)``, deterministic in ``key``."""
+    """Noisy observations `ringdown(theta, t) + noise * N(0, 1)`, deterministic in `key`."""
     if not noise >= 0:
         raise ValueError(f"noise must be a non-negative standard deviation, got {noise!r}.")
     if jnp.shape(theta) != (4,):
@@ -59,7 +61,7 @@ def simulate_ringdown(
 def misfit(
     model: Model, theta: Float[Array, " p"], t: Float[Array, " m"], y: Float[Array, " m"]
 ) -> Float[Array, ""]:
-    """Half the mean squared residual ``0.5 * mean((model(theta, t) - y) ** 2)``."""
+    """Half the mean squared residual `0.5 * mean((model(theta, t) - y) ** 2)`."""
     return 0.5 * jnp.mean((model(theta, t) - y) ** 2)
 
 
@@ -70,10 +72,10 @@ def gauss_newton_step(
     y: Float[Array, " m"],
     damping: float = 1e-3,
 ) -> Float[Array, " p"]:
-    """One Levenberg–Marquardt step: solve ``(J^T J + damping * diag(J^T J)) delta = -J^T r``.
+    """One Levenberg–Marquardt step: solve `(J^T J + damping * diag(J^T J)) delta = -J^T r`.
 
-    ``r = model(theta, t) - y`` are the residuals and ``J = dr/dtheta`` (shape ``(m, p)``) is
-    computed with :func:`jax.jacfwd`: ``p`` forward passes, cheap when ``p`` is small.
+    `r = model(theta, t) - y` are the residuals and `J = dr/dtheta` (shape `(m, p)`) is
+    computed with `jax.jacfwd`: `p` forward passes, cheap when `p` is small.
     """
     residual = model(theta, t) - y
     jac = jax.jacfwd(model)(theta, t)  # (m, p)
@@ -100,12 +102,12 @@ def gauss_newton(
     n_iter: int = 20,
     damping: float = 1e-3,
 ) -> tuple[Float[Array, " p"], Float[Array, " n_iter_plus_1"]]:
-    """Fit ``model(theta, t) ~ y`` from ``theta0`` with ``n_iter`` damped Gauss–Newton steps.
+    """Fit `model(theta, t) ~ y` from `theta0` with `n_iter` damped Gauss–Newton steps.
 
     Returns the fitted parameters and the misfit before the first and after every step.
     Like every local method it needs a start in the basin of the right minimum (for an
-    oscillation, a frequency guess within a few per cent). Compiled; ``model`` must be a
-    hashable function (define it once, not as a new ``lambda`` per call).
+    oscillation, a frequency guess within a few per cent). Compiled; `model` must be a
+    hashable function (define it once, not as a new `lambda` per call).
     """
     if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 1:
         raise ValueError(f"n_iter must be a positive int, got {n_iter!r}.")

@@ -1,15 +1,15 @@
-"""A neural ODE (Chen et al. 2018) trained end to end through Diffrax, in Kidger's style.
+r"""A neural ODE (Chen et al. 2018) trained end to end through Diffrax, in Kidger's style.
 
-The model is :math:`\\dot y = f_\\theta(y)` with :math:`f_\\theta` a small MLP; a prediction is
-the ODE solution from an observed initial state, computed by an adaptive ``Tsit5`` solve, and
+The model is $\dot y = f_\theta(y)$ with $f_\theta$ a small MLP; a prediction is
+the ODE solution from an observed initial state, computed by an adaptive `Tsit5` solve, and
 training backpropagates through the solver (Kidger 2021, chapter 2). The data are noisy
-measurements of a damped pendulum, :func:`pendulum_data`.
+measurements of a damped pendulum, `pendulum_data`.
 
-- :class:`VectorField`, :class:`NeuralODE`: Equinox modules (pytrees of parameters).
-- :func:`predict`: compiled trajectories from many initial states.
-- :func:`loss`: mean squared error of the predicted trajectories, one solve per trajectory
-  under ``jax.vmap``.
-- :func:`make_optimiser`, :func:`train_step`, :func:`train`: Optax Adam with warm-up, cosine
+- `VectorField`, `NeuralODE`: Equinox modules (pytrees of parameters).
+- `predict`: compiled trajectories from many initial states.
+- `loss`: mean squared error of the predicted trajectories, one solve per trajectory
+  under `jax.vmap`.
+- `make_optimiser`, `train_step`, `train`: Optax Adam with warm-up, cosine
   decay and gradient clipping; one compiled step, reused for every call with the same
   hyperparameters.
 """
@@ -52,7 +52,7 @@ def pendulum_data(
     noise: float = 0.02,
     damping: float = 0.25,
 ) -> tuple[Float[Array, "n times 2"], Float[Array, "n times 2"]]:
-    """``n`` pendulum trajectories saved at ``ts``: (exact, observed with Gaussian noise).
+    """`n` pendulum trajectories saved at `ts`: (exact, observed with Gaussian noise).
 
     Initial angles are uniform in [-2, 2] rad and velocities in [-1, 1], so the pendulum
     swings back and forth and never goes over the top.
@@ -81,7 +81,7 @@ def pendulum_data(
 
 
 class VectorField(eqx.Module):
-    """:math:`f_\\theta(y)`: an MLP with softplus activations (smooth, so the solver is happy)."""
+    r"""$f_\theta(y)$: an MLP with softplus activations (smooth, so the solver is happy)."""
 
     mlp: eqx.nn.MLP
 
@@ -93,7 +93,7 @@ class VectorField(eqx.Module):
 
 
 class NeuralODE(eqx.Module):
-    """Solve :math:`\\dot y = f_\\theta(y)` from ``y0`` and return the states at ``ts``."""
+    r"""Solve $\dot y = f_\theta(y)$ from `y0` and return the states at `ts`."""
 
     vector_field: VectorField
     rtol: float = eqx.field(static=True, default=1e-3)
@@ -120,7 +120,7 @@ class NeuralODE(eqx.Module):
 def predict(
     model: NeuralODE, ts: Float[Array, " times"], y0s: Float[Array, "n d"]
 ) -> Float[Array, "n times d"]:
-    """Trajectories from many initial states at once (compiled; ``vmap`` over ``y0s``)."""
+    """Trajectories from many initial states at once (compiled; `vmap` over `y0s`)."""
     return jax.vmap(model, in_axes=(None, 0))(ts, y0s)
 
 
@@ -153,7 +153,7 @@ def train_step(
     steps: int,
     peak_lr: float,
 ) -> tuple[NeuralODE, PyTree, Float[Array, ""]]:
-    """One optimiser step on the whole batch. ``steps`` and ``peak_lr`` are static (Python
+    """One optimiser step on the whole batch. `steps` and `peak_lr` are static (Python
     numbers), so the optimiser can be rebuilt here and the compiled step reused."""
     value, grads = eqx.filter_value_and_grad(loss)(model, ts, ys)
     updates, opt_state = make_optimiser(steps, peak_lr).update(
@@ -170,7 +170,7 @@ def train(
     steps: int,
     peak_lr: float = 1e-2,
 ) -> tuple[NeuralODE, Float[np.ndarray, " steps"]]:
-    """Full-batch training for ``steps`` steps; returns the trained model and the loss curve."""
+    """Full-batch training for `steps` steps; returns the trained model and the loss curve."""
     if steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps}.")
     if ys.ndim != 3 or ys.shape[1] != len(ts):

@@ -1,19 +1,21 @@
-"""A batch of small ODE solves, done by Diffrax (``vmap`` + ``jit``) and by SciPy (a Python loop).
+r"""A batch of small ODE solves, done by Diffrax (`vmap` + `jit`) and by SciPy (a Python loop).
 
 The problem is the Lotka–Volterra predator–prey system (Lotka 1925; Volterra 1926),
 
-.. math:: \\dot x = \\alpha x - \\beta x y, \\qquad \\dot y = \\delta x y - \\gamma y,
+$$
+\dot x = \alpha x - \beta x y, \qquad \dot y = \delta x y - \gamma y,
+$$
 
-with prey ``x``, predators ``y`` and one parameter vector ``(alpha, beta, gamma, delta)`` per
-instance. :func:`sample_problems` draws many instances with different parameters and initial
-populations; :func:`solve_diffrax` solves one of them with Diffrax's ``Tsit5`` (Tsitouras 2011)
-and an adaptive PID step-size controller, and :func:`solve_diffrax_batch` is that same function
-under ``jax.vmap`` and ``jax.jit``. :func:`solve_scipy` and :func:`solve_scipy_batch` do the
-same with :func:`scipy.integrate.solve_ivp` and ``RK45`` (Dormand–Prince 5(4)), the closest
+with prey `x`, predators `y` and one parameter vector `(alpha, beta, gamma, delta)` per
+instance. `sample_problems` draws many instances with different parameters and initial
+populations; `solve_diffrax` solves one of them with Diffrax's `Tsit5` (Tsitouras 2011)
+and an adaptive PID step-size controller, and `solve_diffrax_batch` is that same function
+under `jax.vmap` and `jax.jit`. `solve_scipy` and `solve_scipy_batch` do the
+same with `scipy.integrate.solve_ivp` and `RK45` (Dormand–Prince 5(4)), the closest
 SciPy solver: both are explicit 5th-order Runge–Kutta pairs with embedded error estimates.
-:func:`solve_reference` gives a much more accurate answer to measure both against.
+`solve_reference` gives a much more accurate answer to measure both against.
 
-For a fair comparison run the JAX solvers in float64 (``with jax.enable_x64(True):``), since
+For a fair comparison run the JAX solvers in float64 (`with jax.enable_x64(True):`), since
 SciPy computes in float64.
 """
 
@@ -48,7 +50,7 @@ def lotka_volterra(t: Float[Array, ""], y: Float[Array, "2"], params: Float[Arra
 
 
 def lotka_volterra_numpy(t: float, y: Float[np.ndarray, "2"], *params: float) -> list[float]:
-    """The same vector field for SciPy's ``fun(t, y, *args)`` convention."""
+    """The same vector field for SciPy's `fun(t, y, *args)` convention."""
     alpha, beta, gamma, delta = params
     prey, predators = y
     return [alpha * prey - beta * prey * predators, delta * prey * predators - gamma * predators]
@@ -57,10 +59,10 @@ def lotka_volterra_numpy(t: float, y: Float[np.ndarray, "2"], *params: float) ->
 def sample_problems(
     n: int, seed: int = 0
 ) -> tuple[Float[np.ndarray, "n 2"], Float[np.ndarray, "n 4"]]:
-    """``n`` random instances: initial populations ``y0`` and parameters, both float64.
+    """`n` random instances: initial populations `y0` and parameters, both float64.
 
-    Parameters are drawn around ``(1.0, 0.4, 1.0, 0.3)`` (±20–30 %) and initial populations
-    uniformly in ``[1, 4]``, so every instance oscillates on a different closed orbit.
+    Parameters are drawn around `(1.0, 0.4, 1.0, 0.3)` (±20–30 %) and initial populations
+    uniformly in `[1, 4]`, so every instance oscillates on a different closed orbit.
     """
     if n < 1:
         raise ValueError(f"n must be a positive number of problems, got {n}.")
@@ -91,7 +93,7 @@ def solve_diffrax(
     atol: float = 1e-8,
     max_steps: int = 4096,
 ) -> Float[Array, "times 2"]:
-    """One solve with Diffrax: ``Tsit5`` + ``PIDController``, saved at ``ts`` (from ``ts[0]``)."""
+    """One solve with Diffrax: `Tsit5` + `PIDController`, saved at `ts` (from `ts[0]`)."""
     solution = diffrax.diffeqsolve(
         diffrax.ODETerm(lotka_volterra),
         diffrax.Tsit5(),
@@ -123,7 +125,7 @@ def solve_diffrax_batch(
     atol: float = 1e-8,
     max_steps: int = 4096,
 ) -> Float[Array, "n times 2"]:
-    """All instances at once: :func:`solve_diffrax` under ``jax.vmap``, compiled by ``jax.jit``.
+    """All instances at once: `solve_diffrax` under `jax.vmap`, compiled by `jax.jit`.
 
     Each instance keeps its own adaptive step size; the batched loop runs until the slowest
     instance has finished.
@@ -143,7 +145,7 @@ def solve_scipy(
     atol: float = 1e-8,
     method: str = "RK45",
 ) -> Float[np.ndarray, "times 2"]:
-    """One solve with :func:`scipy.integrate.solve_ivp`, evaluated at ``ts``."""
+    """One solve with `scipy.integrate.solve_ivp`, evaluated at `ts`."""
     solution = solve_ivp(
         lotka_volterra_numpy,
         (ts[0], ts[-1]),
@@ -167,7 +169,7 @@ def solve_scipy_batch(
     rtol: float = 1e-6,
     atol: float = 1e-8,
 ) -> Float[np.ndarray, "n times 2"]:
-    """All instances with ``RK45``, one after another in a Python loop."""
+    """All instances with `RK45`, one after another in a Python loop."""
     _check(y0, params, ts)
     ts = np.asarray(ts, np.float64)
     return np.stack(
@@ -178,7 +180,7 @@ def solve_scipy_batch(
 def solve_reference(
     y0: Float[np.ndarray, "n 2"], params: Float[np.ndarray, "n 4"], ts: Float[np.ndarray, " times"]
 ) -> Float[np.ndarray, "n times 2"]:
-    """A near-exact answer: SciPy's 8th-order ``DOP853`` at ``rtol=1e-12``, ``atol=1e-12``."""
+    """A near-exact answer: SciPy's 8th-order `DOP853` at `rtol=1e-12`, `atol=1e-12`."""
     _check(y0, params, ts)
     ts = np.asarray(ts, np.float64)
     return np.stack(

@@ -1,13 +1,13 @@
 """Data parallelism on a device mesh: a small MLP trained by SGD, one device or many.
 
-:func:`train_step` is the ordinary single-device step. Given a batch sharded over a mesh axis
-and replicated parameters, ``jax.jit`` already partitions it across devices by itself (the
-compiler inserts the all-reduce of the gradients). :func:`make_data_parallel_step` writes the
-same step by hand with :func:`jax.shard_map`: each device computes the loss of its own slice
-of the batch, :func:`jax.lax.pmean` averages the losses over the mesh axis, and autodiff
+`train_step` is the ordinary single-device step. Given a batch sharded over a mesh axis
+and replicated parameters, `jax.jit` already partitions it across devices by itself (the
+compiler inserts the all-reduce of the gradients). `make_data_parallel_step` writes the
+same step by hand with `jax.shard_map`: each device computes the loss of its own slice
+of the batch, `jax.lax.pmean` averages the losses over the mesh axis, and autodiff
 of that average sums the gradients over the devices.
 
-:func:`describe_sharding`, :func:`plot_sharding` and :func:`collectives` show where an array's
+`describe_sharding`, `plot_sharding` and `collectives` show where an array's
 pieces live and which communication the compiler inserted.
 """
 
@@ -43,7 +43,7 @@ _COLLECTIVES = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "col
 
 
 def init_mlp(key: PRNGKeyArray, sizes: Sequence[int]) -> Params:
-    """Random parameters of an MLP with layer widths ``sizes`` (input first, output last)."""
+    """Random parameters of an MLP with layer widths `sizes` (input first, output last)."""
     if len(sizes) < 2 or any(int(s) < 1 for s in sizes):
         raise ValueError(f"sizes needs >= 2 positive widths (input ... output), got {sizes}.")
     keys = jr.split(key, len(sizes) - 1)
@@ -54,7 +54,7 @@ def init_mlp(key: PRNGKeyArray, sizes: Sequence[int]) -> Params:
 
 
 def mlp(params: Params, x: Float[Array, " d_in"]) -> Float[Array, " d_out"]:
-    """The MLP on one input: ``tanh`` hidden layers, linear output layer."""
+    """The MLP on one input: `tanh` hidden layers, linear output layer."""
     for layer in params[:-1]:
         x = jnp.tanh(x @ layer["w"] + layer["b"])
     return x @ params[-1]["w"] + params[-1]["b"]
@@ -82,14 +82,14 @@ def train_step(
 def make_data_parallel_step(
     mesh: Mesh, axis: str = "data"
 ) -> Callable[..., tuple[Params, Float[Array, ""]]]:
-    """:func:`train_step` written per device with ``shard_map``: batch split over ``axis``.
+    """`train_step` written per device with `shard_map`: batch split over `axis`.
 
-    Each device sees ``batch / mesh.shape[axis]`` examples and the full (replicated)
-    parameters. With equal slices, the mean over devices (``pmean``) of the per-device mean
+    Each device sees `batch / mesh.shape[axis]` examples and the full (replicated)
+    parameters. With equal slices, the mean over devices (`pmean`) of the per-device mean
     losses is the loss of the whole batch. Differentiating that global loss gives every device
     the full-batch gradient: the parameters enter replicated, and reverse-mode autodiff turns
     that broadcast into a sum over devices (an all-reduce) on the way back. So every device
-    takes the same step as :func:`train_step` would.
+    takes the same step as `train_step` would.
     """
     if axis not in mesh.axis_names:
         raise ValueError(f"mesh has axes {mesh.axis_names}, not {axis!r}.")
@@ -116,18 +116,18 @@ def make_data_parallel_step(
 
 
 def shard_batch(mesh: Mesh, *arrays: Array, axis: str = "data") -> tuple[Array, ...]:
-    """Place arrays on ``mesh`` split along their first (batch) axis over mesh axis ``axis``."""
+    """Place arrays on `mesh` split along their first (batch) axis over mesh axis `axis`."""
     sharding = NamedSharding(mesh, P(axis))
     return tuple(jax.device_put(a, sharding) for a in arrays)
 
 
 def replicate(mesh: Mesh, tree):
-    """Place a full copy of every leaf of ``tree`` on every device of ``mesh``."""
+    """Place a full copy of every leaf of `tree` on every device of `mesh`."""
     return jax.device_put(tree, NamedSharding(mesh, P()))
 
 
 def _shard_table(array: Array) -> list[tuple[tuple[slice, ...], list[int]]]:
-    """(index, device ids) for each distinct block of ``array``, in device order."""
+    """(index, device ids) for each distinct block of `array`, in device order."""
     blocks: dict[tuple, list[int]] = {}
     for shard in sorted(array.addressable_shards, key=lambda s: s.device.id):
         index = tuple(
@@ -139,7 +139,7 @@ def _shard_table(array: Array) -> list[tuple[tuple[slice, ...], list[int]]]:
 
 
 def describe_sharding(array: Array) -> str:
-    """One line per block of ``array``: which slice it is and which devices hold a copy."""
+    """One line per block of `array`: which slice it is and which devices hold a copy."""
     spec = getattr(array.sharding, "spec", type(array.sharding).__name__)
     lines = [f"{array.dtype}{list(array.shape)} with {spec}:"]
     for index, ids in _shard_table(array):
@@ -182,6 +182,6 @@ def plot_sharding(array: Array, ax, title: str | None = None) -> None:
 
 
 def collectives(fn: Callable, *args) -> list[str]:
-    """The kinds of cross-device communication in the compiled program of ``jit(fn)(*args)``."""
+    """The kinds of cross-device communication in the compiled program of `jit(fn)(*args)`."""
     text = jax.jit(fn).lower(*args).compile().as_text()
     return sorted(set(re.findall("|".join(_COLLECTIVES), text)))

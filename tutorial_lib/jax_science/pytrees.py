@@ -1,10 +1,10 @@
 """Pytrees of parameters: a damped oscillator fitted by hand-written minibatch SGD.
 
-The model's parameters live in an :class:`equinox.Module`, which is a pytree, so
-:func:`jax.grad` of a loss returns a gradient *with the same structure* and one
-:func:`jax.tree.map` applies the update to every parameter at once (:func:`sgd_step`).
-:func:`fit` runs that step in a compiled :func:`jax.lax.scan`, drawing each minibatch with a
-key derived from the step number by :func:`jax.random.fold_in`, so a fit is reproducible.
+The model's parameters live in an `equinox.Module`, which is a pytree, so
+`jax.grad` of a loss returns a gradient *with the same structure* and one
+`jax.tree.map` applies the update to every parameter at once (`sgd_step`).
+`fit` runs that step in a compiled `jax.lax.scan`, drawing each minibatch with a
+key derived from the step number by `jax.random.fold_in`, so a fit is reproducible.
 """
 
 import equinox as eqx
@@ -18,9 +18,9 @@ __all__ = ["DampedOscillator", "fit", "initial_guess", "mse", "noisy_measurement
 
 
 class DampedOscillator(eqx.Module):
-    """Displacement ``x(t) = amplitude * exp(-decay * t) * cos(frequency * t + phase)``.
+    """Displacement `x(t) = amplitude * exp(-decay * t) * cos(frequency * t + phase)`.
 
-    ``decay`` is a rate [1/s] and ``frequency`` an angular frequency [rad/s].
+    `decay` is a rate [1/s] and `frequency` an angular frequency [rad/s].
     """
 
     amplitude: Float[Array, ""]
@@ -35,14 +35,14 @@ class DampedOscillator(eqx.Module):
         self.phase = jnp.asarray(phase, dtype=jnp.float32)
 
     def __call__(self, t: Float[Array, ""]) -> Float[Array, ""]:
-        """The displacement at one time ``t``; ``jax.vmap`` it over many times."""
+        """The displacement at one time `t`; `jax.vmap` it over many times."""
         return self.amplitude * jnp.exp(-self.decay * t) * jnp.cos(self.frequency * t + self.phase)
 
 
 def noisy_measurements(
     key: PRNGKeyArray, model: DampedOscillator, t: Float[Array, " n"], noise: float
 ) -> Float[Array, " n"]:
-    """The displacement at times ``t`` plus Gaussian noise of standard deviation ``noise``."""
+    """The displacement at times `t` plus Gaussian noise of standard deviation `noise`."""
     if noise < 0:
         raise ValueError(f"noise is a standard deviation and must be >= 0, got {noise}.")
     t = jnp.asarray(t)
@@ -50,24 +50,24 @@ def noisy_measurements(
 
 
 def mse(model: DampedOscillator, t: Float[Array, " n"], y: Float[Array, " n"]) -> Float[Array, ""]:
-    """Mean squared error of the model against measurements ``y`` at times ``t``."""
+    """Mean squared error of the model against measurements `y` at times `t`."""
     return jnp.mean((jax.vmap(model)(t) - y) ** 2)
 
 
 def sgd_step(params: PyTree, grads: PyTree, learning_rate: float) -> PyTree:
-    """One gradient-descent update of every leaf: ``p - learning_rate * g``.
+    """One gradient-descent update of every leaf: `p - learning_rate * g`.
 
-    ``params`` and ``grads`` must have the same pytree structure, as ``jax.grad`` guarantees.
+    `params` and `grads` must have the same pytree structure, as `jax.grad` guarantees.
     """
     return jax.tree.map(lambda p, g: p - learning_rate * g, params, grads)
 
 
 def initial_guess(t: Float[np.ndarray, " n"], y: Float[np.ndarray, " n"]) -> DampedOscillator:
-    """A starting point for :func:`fit`: the peak of the spectrum gives the frequency.
+    """A starting point for `fit`: the peak of the spectrum gives the frequency.
 
     Gradient descent cannot find the frequency of an oscillation from far away (the loss is
     full of local minima in it), so we read it off the data, as an experimentalist would.
-    ``t`` must be equally spaced.
+    `t` must be equally spaced.
     """
     t, y = np.asarray(t, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if t.ndim != 1 or t.shape != y.shape or len(t) < 4:
@@ -93,9 +93,9 @@ def fit(
     n_steps: int,
     batch_size: int,
 ) -> tuple[DampedOscillator, Float[Array, " n_steps"]]:
-    """Fit ``model`` to ``(t, y)`` by minibatch SGD; returns the fitted model and the losses.
+    """Fit `model` to `(t, y)` by minibatch SGD; returns the fitted model and the losses.
 
-    Step ``i`` draws ``batch_size`` measurements with the key ``fold_in(key, i)``, so the run is
+    Step `i` draws `batch_size` measurements with the key `fold_in(key, i)`, so the run is
     reproducible and independent of how the loop is executed.
     """
     if not 1 <= batch_size <= t.shape[0]:

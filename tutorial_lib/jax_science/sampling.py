@@ -1,23 +1,25 @@
-"""Langevin dynamics and annealed Langevin dynamics, in JAX and as a NumPy reference.
+r"""Langevin dynamics and annealed Langevin dynamics, in JAX and as a NumPy reference.
 
 Convention (Song & Ermon 2019, Algorithm 1): one step of *unadjusted* Langevin dynamics with
-step size :math:`\\varepsilon` and score :math:`s(x) = \\nabla_x \\log p(x)` is
+step size $\varepsilon$ and score $s(x) = \nabla_x \log p(x)$ is
 
-.. math:: x \\leftarrow x + \\tfrac{\\varepsilon}{2}\\, s(x) + \\sqrt{\\varepsilon}\\, z,
-          \\qquad z \\sim \\mathcal N(0, I).
+$$
+x \leftarrow x + \tfrac{\varepsilon}{2}\, s(x) + \sqrt{\varepsilon}\, z,
+\qquad z \sim \mathcal N(0, I).
+$$
 
-For small :math:`\\varepsilon` and many steps the samples are distributed close to :math:`p`
+For small $\varepsilon$ and many steps the samples are distributed close to $p$
 (Roberts & Tweedie 1996); there is no Metropolis correction, so a finite step leaves a bias of
-order :math:`\\varepsilon`. Annealed Langevin dynamics runs ``n_steps_each`` such steps at each
-of a decreasing sequence of noise levels :math:`\\sigma_1 > \\dots > \\sigma_L`, with the score
-of the data convolved with :math:`\\mathcal N(0, \\sigma_i^2 I)` and the step
-:math:`\\alpha_i = \\varepsilon\\, \\sigma_i^2 / \\sigma_L^2`.
+order $\varepsilon$. Annealed Langevin dynamics runs `n_steps_each` such steps at each
+of a decreasing sequence of noise levels $\sigma_1 > \dots > \sigma_L$, with the score
+of the data convolved with $\mathcal N(0, \sigma_i^2 I)$ and the step
+$\alpha_i = \varepsilon\, \sigma_i^2 / \sigma_L^2$.
 
-The JAX samplers take a score of ONE point and ``vmap`` it over the points, and run the steps
-with :func:`jax.lax.scan` inside one compiled program. They are deterministic for a given key:
-step ``t`` (counting across all noise levels) uses the noise
-``jax.random.normal(jax.random.split(key, total_steps)[t], x0.shape)``, which the NumPy
-reference can be given through its ``noise`` argument to reproduce a JAX run exactly.
+The JAX samplers take a score of ONE point and `vmap` it over the points, and run the steps
+with `jax.lax.scan` inside one compiled program. They are deterministic for a given key:
+step `t` (counting across all noise levels) uses the noise
+`jax.random.normal(jax.random.split(key, total_steps)[t], x0.shape)`, which the NumPy
+reference can be given through its `noise` argument to reproduce a JAX run exactly.
 """
 
 from collections.abc import Callable
@@ -157,27 +159,27 @@ def langevin(
     *,
     return_trajectory: bool = False,
 ) -> Float[Array, "n d"] | Float[Array, "n_steps n d"]:
-    """Unadjusted Langevin dynamics from the points ``x0``.
+    """Unadjusted Langevin dynamics from the points `x0`.
 
-    Each of the ``n_steps`` steps is ``x <- x + (step_size / 2) * score(x) + sqrt(step_size) * z``
-    with ``z ~ N(0, I)`` (the convention of Song & Ermon 2019, whose ``alpha`` is our
-    ``step_size``); it targets the density ``p`` whose score ``grad log p`` is ``score``.
+    Each of the `n_steps` steps is `x <- x + (step_size / 2) * score(x) + sqrt(step_size) * z`
+    with `z ~ N(0, I)` (the convention of Song & Ermon 2019, whose `alpha` is our
+    `step_size`); it targets the density `p` whose score `grad log p` is `score`.
 
     Args:
-        score: the score of ONE point, ``(d,) -> (d,)``; it is vmapped over the points. It must
+        score: the score of ONE point, `(d,) -> (d,)`; it is vmapped over the points. It must
             be a JAX function (it is traced and compiled).
-        x0: the starting points, shape ``(n, d)``; each is an independent chain.
+        x0: the starting points, shape `(n, d)`; each is an independent chain.
         key: a JAX PRNG key; the same key gives the same samples.
-        step_size: the step ``epsilon > 0``.
+        step_size: the step `epsilon > 0`.
         n_steps: the number of steps (a Python int).
-        return_trajectory: if True, return the state after every step, ``(n_steps, n, d)``.
+        return_trajectory: if True, return the state after every step, `(n_steps, n, d)`.
 
     Returns:
-        The final samples ``(n, d)`` (or the trajectory, see ``return_trajectory``).
+        The final samples `(n, d)` (or the trajectory, see `return_trajectory`).
 
     Called directly it compiles the loop itself (once per score function and shapes). It can
-    also be wrapped in ``jax.jit(langevin, static_argnums=(0, 4))`` when ``score`` is a plain
-    (hashable) function, or in ``equinox.filter_jit`` when it is, for example, the bound method
+    also be wrapped in `jax.jit(langevin, static_argnums=(0, 4))` when `score` is a plain
+    (hashable) function, or in `equinox.filter_jit` when it is, for example, the bound method
     of an Equinox module holding arrays.
     """
     x0 = _check_points(x0)
@@ -201,25 +203,25 @@ def annealed_langevin(
 ) -> Float[Array, "n d"] | Float[Array, "n_levels n d"]:
     """Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1).
 
-    For each noise level ``sigmas[i]`` in turn (largest first), run ``n_steps_each`` Langevin
-    steps ``x <- x + (alpha_i / 2) * score(x, sigmas[i]) + sqrt(alpha_i) * z`` with
-    ``alpha_i = step_size * sigmas[i]**2 / sigmas[-1]**2``, starting each level from the
+    For each noise level `sigmas[i]` in turn (largest first), run `n_steps_each` Langevin
+    steps `x <- x + (alpha_i / 2) * score(x, sigmas[i]) + sqrt(alpha_i) * z` with
+    `alpha_i = step_size * sigmas[i]**2 / sigmas[-1]**2`, starting each level from the
     samples of the previous one. The step shrinks with the noise level so that the
     signal-to-noise ratio of the updates is the same at every level.
 
     Args:
-        score: the score of the data distribution convolved with ``N(0, sigma^2 I)``, for ONE
-            point and one noise level: ``(x: (d,), sigma: scalar) -> (d,)``. It is vmapped over
+        score: the score of the data distribution convolved with `N(0, sigma^2 I)`, for ONE
+            point and one noise level: `(x: (d,), sigma: scalar) -> (d,)`. It is vmapped over
             points.
-        x0: the starting points, shape ``(n, d)``.
+        x0: the starting points, shape `(n, d)`.
         key: a JAX PRNG key; the same key gives the same samples.
-        sigmas: the noise levels, positive and strictly decreasing, shape ``(L,)``.
-        step_size: ``epsilon > 0``, the step at the smallest noise level.
+        sigmas: the noise levels, positive and strictly decreasing, shape `(L,)`.
+        step_size: `epsilon > 0`, the step at the smallest noise level.
         n_steps_each: the number of steps at each level (a Python int).
-        return_trajectory: if True, return the samples at the end of every level, ``(L, n, d)``.
+        return_trajectory: if True, return the samples at the end of every level, `(L, n, d)`.
 
     Returns:
-        The final samples ``(n, d)`` (or one set per level, see ``return_trajectory``).
+        The final samples `(n, d)` (or one set per level, see `return_trajectory`).
     """
     x0 = _check_points(x0)
     n_steps_each = _check_count("n_steps_each", n_steps_each)
@@ -236,7 +238,7 @@ def annealed_langevin(
 
 
 def geometric_sigmas(sigma_max: float, sigma_min: float, n_levels: int) -> Float[Array, " n"]:
-    """``n_levels`` noise levels from ``sigma_max`` down to ``sigma_min``, equally spaced in log."""
+    """`n_levels` noise levels from `sigma_max` down to `sigma_min`, equally spaced in log."""
     if not 0 < sigma_min < sigma_max:
         raise ValueError(
             f"need 0 < sigma_min < sigma_max, got sigma_min={sigma_min}, sigma_max={sigma_max}."
@@ -272,11 +274,11 @@ def langevin_numpy(
     *,
     noise: Float[np.ndarray, "n_steps n d"] | None = None,
 ) -> Float[np.ndarray, "n d"]:
-    """The same sampler as :func:`langevin` written the NumPy way: a Python loop over steps.
+    """The same sampler as `langevin` written the NumPy way: a Python loop over steps.
 
-    ``score`` here takes a BATCH ``(n, d) -> (n, d)`` of NumPy arrays (vectorised over points,
-    the fair way to write NumPy). ``rng`` is a NumPy generator or seed; ``noise``, if given,
-    supplies the Gaussian draws ``(n_steps, n, d)`` instead (to reproduce a JAX run).
+    `score` here takes a BATCH `(n, d) -> (n, d)` of NumPy arrays (vectorised over points,
+    the fair way to write NumPy). `rng` is a NumPy generator or seed; `noise`, if given,
+    supplies the Gaussian draws `(n_steps, n, d)` instead (to reproduce a JAX run).
     """
     x = np.array(x0, copy=True)
     if x.ndim != 2:
@@ -302,10 +304,10 @@ def annealed_langevin_numpy(
     *,
     noise: Float[np.ndarray, "n_total n d"] | None = None,
 ) -> Float[np.ndarray, "n d"]:
-    """The same sampler as :func:`annealed_langevin` as two nested Python loops.
+    """The same sampler as `annealed_langevin` as two nested Python loops.
 
-    ``score(x, sigma)`` takes a BATCH ``(n, d)`` and a noise level. ``noise``, if given, has
-    shape ``(len(sigmas) * n_steps_each, n, d)``.
+    `score(x, sigma)` takes a BATCH `(n, d)` and a noise level. `noise`, if given, has
+    shape `(len(sigmas) * n_steps_each, n, d)`.
     """
     x = np.array(x0, copy=True)
     if x.ndim != 2:
@@ -327,12 +329,12 @@ def annealed_langevin_numpy(
 
 
 def mixture_score_numpy(mixture) -> Callable[..., np.ndarray]:
-    """A NumPy batch score ``score(x, sigma=0.0)`` of a Gaussian mixture convolved with
-    ``N(0, sigma^2 I)``, for the NumPy reference samplers.
+    """A NumPy batch score `score(x, sigma=0.0)` of a Gaussian mixture convolved with
+    `N(0, sigma^2 I)`, for the NumPy reference samplers.
 
-    ``mixture`` is a :class:`tutorial_lib.data.toy.GaussianMixture` (or anything with
-    ``weights (k,)``, ``means (k, d)`` and ``covariances (k, d, d)``). The returned function maps
-    ``x (n, d)`` to ``(n, d)`` in the dtype of ``x``.
+    `mixture` is a `tutorial_lib.data.toy.GaussianMixture` (or anything with
+    `weights (k,)`, `means (k, d)` and `covariances (k, d, d)`). The returned function maps
+    `x (n, d)` to `(n, d)` in the dtype of `x`.
     """
     log_w = np.log(np.asarray(mixture.weights, dtype=np.float64))
     means = np.asarray(mixture.means, dtype=np.float64)
@@ -356,7 +358,7 @@ def mixture_score_numpy(mixture) -> Callable[..., np.ndarray]:
 def nearest_mode_fractions(
     samples: Float[ArrayLike, "n d"], means: Float[ArrayLike, "k d"]
 ) -> Float[np.ndarray, " k"]:
-    """The fraction of samples whose nearest mean is ``means[k]``, for each ``k``."""
+    """The fraction of samples whose nearest mean is `means[k]`, for each `k`."""
     samples, means = np.asarray(samples), np.asarray(means)
     if samples.ndim != 2 or means.ndim != 2 or samples.shape[1] != means.shape[1]:
         raise ValueError(

@@ -1,17 +1,19 @@
-"""The 2-D acoustic wave equation by finite differences, written twice.
+r"""The 2-D acoustic wave equation by finite differences, written twice.
 
-The pressure field :math:`p(x, z, t)` obeys :math:`\\partial_t^2 p = c^2 \\nabla^2 p + s`,
+The pressure field $p(x, z, t)$ obeys $\partial_t^2 p = c^2 \nabla^2 p + s$,
 discretised with second-order centred differences in time and a five-point Laplacian in
 space (Alford et al. 1974) and zero pressure on the edges of the grid. One time step is
 
-.. math:: p^{n+1} = 2 p^n - p^{n-1} + (c\\,\\Delta t/\\Delta x)^2 \\nabla_h^2 p^n
-          + (c\\,\\Delta t/\\Delta x)^2 s^n \\text{ at the source cell,}
+$$
+p^{n+1} = 2 p^n - p^{n-1} + (c\,\Delta t/\Delta x)^2 \nabla_h^2 p^n
++ (c\,\Delta t/\Delta x)^2 s^n \text{ at the source cell,}
+$$
 
-with the source wavelet :math:`s^n` scaled by the local Courant number squared so that the
+with the source wavelet $s^n$ scaled by the local Courant number squared so that the
 field's amplitude is of order one whatever the grid spacing.
 
-:func:`simulate_numpy` is the textbook NumPy program (a Python loop over time steps);
-:func:`simulate_jax` is the same arithmetic as one compiled :func:`jax.lax.scan`. Both return
+`simulate_numpy` is the textbook NumPy program (a Python loop over time steps);
+`simulate_jax` is the same arithmetic as one compiled `jax.lax.scan`. Both return
 the final pressure field and the seismogram recorded at the receivers, and agree to float32
 round-off. The JAX version is differentiable in the velocity model, which the
 full-waveform-inversion example relies on.
@@ -39,7 +41,7 @@ MAX_COURANT_2D = 1 / math.sqrt(2)
 
 
 def ricker(t: Float[np.ndarray, " n"], f0: float, t0: float) -> Float[np.ndarray, " n"]:
-    """Ricker wavelet (Ricker 1953) of peak frequency ``f0`` [Hz] centred at time ``t0`` [s]."""
+    """Ricker wavelet (Ricker 1953) of peak frequency `f0` [Hz] centred at time `t0` [s]."""
     arg = (math.pi * f0 * (np.asarray(t) - t0)) ** 2
     return ((1 - 2 * arg) * np.exp(-arg)).astype(np.float32)
 
@@ -60,8 +62,8 @@ def sponge(
     """Damping factors for an absorbing boundary strip (Cerjan et al. 1985).
 
     Both stored time levels are multiplied by these factors every step, so waves entering the
-    ``width``-cell strip fade out instead of reflecting from the grid edge. With
-    ``free_surface`` the top edge is left reflecting (zero pressure), as at the Earth's surface.
+    `width`-cell strip fade out instead of reflecting from the grid edge. With
+    `free_surface` the top edge is left reflecting (zero pressure), as at the Earth's surface.
     """
     if width < 1 or 2 * width >= nx or 2 * width >= nz:
         raise ValueError(f"sponge width {width} does not fit a {nz}x{nx} grid.")
@@ -76,7 +78,7 @@ def sponge(
 
 
 def courant_number(velocity, dx: float, dt: float) -> float:
-    """The largest Courant number ``max(c) * dt / dx`` of a velocity model."""
+    """The largest Courant number `max(c) * dt / dx` of a velocity model."""
     return float(np.max(np.asarray(velocity))) * dt / dx
 
 
@@ -127,7 +129,7 @@ def simulate_numpy(
 ) -> tuple[Float[np.ndarray, "nz nx"], Float[np.ndarray, "steps receivers"]]:
     """Simulate with NumPy and a Python loop over time steps (float32 throughout).
 
-    ``damping`` (for example :func:`sponge`) multiplies both time levels every step; ``None``
+    `damping` (for example `sponge`) multiplies both time levels every step; `None`
     keeps every edge reflecting.
     """
     _check_inputs(velocity, dx, dt, wavelet, source, receivers, damping)
@@ -184,16 +186,16 @@ def simulate_jax(
     damping: Float[Array, "nz nx"] | None = None,
     unroll: int = 2,
 ) -> tuple[Float[Array, "nz nx"], Float[Array, "steps receivers"]]:
-    """Simulate with :func:`jax.lax.scan` under :func:`jax.jit`; same arguments as NumPy's.
+    """Simulate with `jax.lax.scan` under `jax.jit`; same arguments as NumPy's.
 
-    ``unroll=2`` puts two time steps in each loop iteration. The two time levels swap roles
+    `unroll=2` puts two time steps in each loop iteration. The two time levels swap roles
     every step, so with an even unroll XLA can keep updating the same two buffers instead of
     copying the carried fields each iteration (several times faster on CPU; measured in the
     book's first chapter).
 
-    Differentiable with respect to ``velocity`` (and ``wavelet``), and ``vmap``-able over
-    ``source`` positions. Inputs are checked in Python when they are concrete; inside
-    ``jax.grad``, ``jax.vmap`` or ``jax.jit`` they are tracers and the checks are skipped.
+    Differentiable with respect to `velocity` (and `wavelet`), and `vmap`-able over
+    `source` positions. Inputs are checked in Python when they are concrete; inside
+    `jax.grad`, `jax.vmap` or `jax.jit` they are tracers and the checks are skipped.
     """
     arrays = (velocity, wavelet, source, receivers, damping)
     if not any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves(arrays)):
