@@ -1,7 +1,10 @@
 """Sphinx configuration for *JAX and Generative AI for Science*."""
 
 import os
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent / "_ext"))
 
 project = "JAX and Generative AI for Science"
 author = "The JAX and Generative AI for Science authors"
@@ -18,13 +21,51 @@ extensions = [
     "sphinx_exercise",
     # MathJax 3 copied into _static: math renders without a CDN, e.g. on a laptop offline.
     "sphinx-mathjax-offline",
+    # The library reference, read from the source (nothing imported) with Markdown docstrings.
+    "autodoc2",
+    # Inline `names` of the library in page prose link to their reference entries.
+    "library_links",
+    # Links to the documentation of JAX, NumPy, Equinox and Diffrax (see intersphinx_mapping).
+    "sphinx.ext.intersphinx",
 ]
+
+# --- library reference (docs/reference/) ------------------------------------------------------
+autodoc2_packages = [{"path": "../tutorial_lib", "auto_mode": False}]
+autodoc2_docstring_parser_regexes = [(r".*", "myst")]
+autodoc2_render_plugin = "myst"
+# A module's reference shows what its `__all__` exports, nothing private.
+autodoc2_module_all_regexes = [r"tutorial_lib(\..*)?"]
+autodoc2_hidden_objects = ["private", "dunder", "inherited"]
+
+# --- intersphinx: links to the documentation of the libraries the book uses --------------------
+# Each project's committed inventory in _intersphinx/ is read first, so the build works offline
+# (when it loads, the online objects.inv is not fetched). They are generated stand-ins for the
+# real objects.inv: `python _intersphinx/make_inventories.py` (with --download when online).
+intersphinx_mapping = {
+    "jax": ("https://docs.jax.dev/en/latest/", ("_intersphinx/jax.inv", None)),
+    "numpy": ("https://numpy.org/doc/stable/", ("_intersphinx/numpy.inv", None)),
+    "equinox": ("https://docs.kidger.site/equinox/", ("_intersphinx/equinox.inv", None)),
+    "diffrax": ("https://docs.kidger.site/diffrax/", ("_intersphinx/diffrax.inv", None)),
+    "jaxtyping": ("https://docs.kidger.site/jaxtyping/", ("_intersphinx/jaxtyping.inv", None)),
+    "optax": ("https://optax.readthedocs.io/en/latest/", ("_intersphinx/optax.inv", None)),
+    "python": ("https://docs.python.org/3/", ("_intersphinx/python.inv", None)),
+}
+# jaxtyping's shape strings (`Float[Array, "batch dim"]`) reach the reference as their parts:
+# the axis names ("batch", "dim", "L-2") and type variables are not objects to link.
+nitpick_ignore_regex = [("py:class", r"[^.]*"), ("py:obj", r"[^.]*")]
 
 # The .ipynb files are jupytext pairs of the .md pages: committed for Colab/Binder, never built.
 exclude_patterns = ["_build", "**.ipynb_checkpoints", "**.ipynb", "README.md", "jupyter_execute"]
 source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
 
-myst_enable_extensions = ["amsmath", "colon_fence", "deflist", "dollarmath", "substitution"]
+myst_enable_extensions = [
+    "amsmath",
+    "colon_fence",
+    "deflist",
+    "dollarmath",
+    "fieldlist",
+    "substitution",
+]
 myst_heading_anchors = 3
 
 # --- execution: every page runs at build time, cached by jupyter-cache -------------------------

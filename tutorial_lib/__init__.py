@@ -5,3 +5,4 @@ function the test suite checks.
 """
 
 __version__ = "0.1.0"
+__all__ = ["__version__"]

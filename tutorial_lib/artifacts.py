@@ -36,6 +36,25 @@ import jax
 
 from tutorial_lib.data import DataError
 
+__all__ = [
+    "ARTIFACTS_ENV",
+    "FORMAT_VERSION",
+    "MAX_SHIPPED_BYTES",
+    "METADATA_FILE",
+    "WEIGHTS_FILE",
+    "ArtifactError",
+    "artifacts_root",
+    "config_differences",
+    "config_sha256",
+    "hardware_info",
+    "list_artifacts",
+    "load_artifact",
+    "read_metadata",
+    "save_artifact",
+    "shipped_root",
+    "verify_artifact",
+]
+
 ARTIFACTS_ENV = "JAXGENAI_ARTIFACTS"
 METADATA_FILE = "metadata.json"
 WEIGHTS_FILE = "weights.eqx"

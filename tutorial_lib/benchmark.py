@@ -6,6 +6,11 @@ from typing import Any
 
 import jax
 
+__all__ = [
+    "best_time",
+    "best_times",
+]
+
 
 def best_time(fn: Callable[[], Any], *, repeat: int = 3, warmup: bool = True) -> float:
     """Best-of-`repeat` wall time in seconds of `fn()`, waiting for JAX results.

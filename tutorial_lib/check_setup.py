@@ -13,6 +13,14 @@ import platform
 import re
 import sys
 
+__all__ = [
+    "check_artifacts",
+    "check_data",
+    "check_dependencies",
+    "check_jax",
+    "main",
+]
+
 DISTRIBUTION = "jax-genai-science"
 
 

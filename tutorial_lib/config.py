@@ -11,6 +11,14 @@ from typing import Literal, TypeVar
 
 import jax
 
+__all__ = [
+    "PROFILES",
+    "PROFILE_ENV",
+    "Profile",
+    "pick",
+    "profile",
+]
+
 PROFILE_ENV = "JAXGENAI_PROFILE"
 PROFILES = ("cpu", "gpu")
 _ACCELERATORS = ("gpu", "cuda", "rocm", "tpu", "METAL")

@@ -9,6 +9,13 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+__all__ = [
+    "N_DIHEDRAL",
+    "all_dihedral",
+    "dihedral",
+    "random_dihedral",
+]
+
 N_DIHEDRAL = 8
 
 

@@ -7,6 +7,14 @@ from typing import NamedTuple
 
 from ._errors import DataError
 
+__all__ = [
+    "PROTEIN_ALPHABET",
+    "FastaRecord",
+    "format_fasta",
+    "parse_fasta",
+    "read_fasta",
+]
+
 # The 20 standard amino acids plus the IUPAC extras that real databases contain:
 # B (D/N), Z (E/Q), J (I/L), X (unknown), U (selenocysteine), O (pyrrolysine).
 PROTEIN_ALPHABET = "ACDEFGHIKLMNPQRSTVWY" + "BJOUXZ"

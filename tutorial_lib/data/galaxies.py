@@ -20,6 +20,18 @@ from ._paths import cache_dir, data_root
 from ._registry import dataset_files
 from .hubble import hubble_cutouts
 
+__all__ = [
+    "GALAXY10_LABELS",
+    "GALAXY_ZOO_LABELS",
+    "SOURCES",
+    "CacheRebuiltWarning",
+    "Galaxies",
+    "GalaxyFallbackWarning",
+    "box_resize",
+    "centre_crop_resize",
+    "load_galaxies",
+]
+
 SOURCES = ("auto", "galaxy-zoo", "galaxy10-sdss", "hubble-deep-field")
 GALAXY_ZOO_LABELS = ("non_spiral", "spiral")
 GALAXY10_LABELS = (  # Galaxy10 SDSS classes (Leung & Bovy 2019), in label order

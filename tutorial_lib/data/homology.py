@@ -26,6 +26,15 @@ import scipy.sparse
 import scipy.sparse.csgraph
 from jaxtyping import Int
 
+__all__ = [
+    "Split",
+    "homology_clusters",
+    "homology_split",
+    "kmer_sets",
+    "near_duplicate_pairs",
+    "split_clusters",
+]
+
 _STANDARD = "ACDEFGHIKLMNPQRSTVWY"
 _LUT = np.full(256, 255, dtype=np.uint8)
 _LUT[np.frombuffer(_STANDARD.encode(), dtype=np.uint8)] = np.arange(20, dtype=np.uint8)

@@ -12,6 +12,11 @@ import skimage.measure
 import skimage.segmentation
 from jaxtyping import Float, Int, UInt8
 
+__all__ = [
+    "detect_sources",
+    "hubble_cutouts",
+]
+
 
 def detect_sources(
     image: UInt8[np.ndarray, "h w 3"],

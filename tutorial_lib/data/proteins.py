@@ -14,6 +14,16 @@ from ._fetch import fetch_dataset, fetch_file
 from .fasta import read_fasta
 from .homology import Split
 
+__all__ = [
+    "GB1",
+    "GB1_POSITIONS",
+    "GB1_SPLITS",
+    "THERMOPROT_CLASSES",
+    "ThermoProt",
+    "load_gb1",
+    "load_thermoprot",
+]
+
 THERMOPROT_CLASSES = ("psychrophilic", "mesophilic", "thermophilic", "hyperthermophilic")
 GB1_SPLITS = ("one_vs_rest", "two_vs_rest", "three_vs_rest", "low_vs_high", "sampled")
 GB1_POSITIONS = (39, 40, 41, 54)

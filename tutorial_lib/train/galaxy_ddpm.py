@@ -35,6 +35,12 @@ from tutorial_lib.diffusion.unet import count_parameters
 from tutorial_lib.train import TrainResult, parse_steps, register_trainer
 from tutorial_lib.train._checkpoint import clear_checkpoint, load_checkpoint, save_checkpoint
 
+__all__ = [
+    "NAME",
+    "make_config",
+    "train",
+]
+
 NAME = "galaxy-ddpm"
 CHECKPOINT_EVERY_S = 300.0
 

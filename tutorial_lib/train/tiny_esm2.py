@@ -52,6 +52,18 @@ from tutorial_lib.protein import (
 from tutorial_lib.train import TrainResult, parse_steps, register_trainer
 from tutorial_lib.train._checkpoint import clear_checkpoint, load_checkpoint, save_checkpoint
 
+__all__ = [
+    "SPLIT",
+    "Corpus",
+    "eval_tokens",
+    "make_config",
+    "make_corpus",
+    "make_optimiser",
+    "make_step",
+    "sample_crops",
+    "train",
+]
+
 CHECKPOINT_EVERY_S = 300.0
 SPLIT = {"fractions": [0.8, 0.1, 0.1], "seed": 0}
 
