@@ -324,12 +324,12 @@ def test_hub_download_from_a_mirror(hf, mirror, monkeypatch):
 
 
 def test_hub_configs_have_the_sizes_their_names_say():
-    from tutorial_lib.protein import HUB_CONFIGS, count_parameters
+    from tutorial_lib.protein import HUB_CONFIGS, parameter_count
 
     sizes = {"8M": 8e6, "35M": 35e6, "150M": 150e6, "650M": 650e6, "3B": 3e9, "15B": 15e9}
     for name, config in HUB_CONFIGS.items():
         stated = sizes[name.split("_")[2]]
-        assert 0.9 * stated < count_parameters(config) < 1.1 * stated, name
+        assert 0.9 * stated < parameter_count(config) < 1.1 * stated, name
     # The default config is the smallest Hub model.
     assert HUB_CONFIGS["esm2_t6_8M_UR50D"] == ESM2Config()
 

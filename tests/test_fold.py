@@ -1,14 +1,17 @@
-"""The ESMFold API client: sequence checks, PDB parsing, failing fast offline. No network."""
+"""The ESMFold API client: sequence checks, PDB parsing, failing fast offline. No network
+(one test talks to a server on the loopback interface)."""
 
+import http.server
 import io
 import sys
+import threading
 import time
 import urllib.error
 
 import numpy as np
 import pytest
 
-from tutorial_lib.protein import fold
+from tutorial_lib.protein import _http, fold
 from tutorial_lib.protein.fold import (
     ESMFOLD_MAX_LENGTH,
     FoldingUnavailableError,
@@ -84,7 +87,7 @@ def _no_network(*args, **kwargs):
 
 def test_offline_env_fails_fast_without_network(monkeypatch):
     monkeypatch.setenv("JAXGENAI_OFFLINE", "1")
-    monkeypatch.setattr(fold.urllib.request, "urlopen", _no_network)
+    monkeypatch.setattr(_http, "open_url", _no_network)
     t = time.perf_counter()
     with pytest.raises(FoldingUnavailableError, match="JAXGENAI_OFFLINE is set"):
         fold_sequence("MKTAYIAKQR")
@@ -92,7 +95,7 @@ def test_offline_env_fails_fast_without_network(monkeypatch):
 
 
 def test_invalid_sequence_is_rejected_before_the_network(monkeypatch):
-    monkeypatch.setattr(fold.urllib.request, "urlopen", _no_network)
+    monkeypatch.setattr(_http, "open_url", _no_network)
     with pytest.raises(ValueError, match="non-standard"):
         fold_sequence("MKT1")
 
@@ -103,7 +106,7 @@ def test_unreachable_host_fails_fast_with_advice(monkeypatch):
     def unreachable(*args, **kwargs):
         raise urllib.error.URLError("[Errno -2] Name or service not known")
 
-    monkeypatch.setattr(fold.urllib.request, "urlopen", unreachable)
+    monkeypatch.setattr(_http, "open_url", unreachable)
     t = time.perf_counter()
     with pytest.raises(FoldingUnavailableError) as info:
         fold_sequence("MKTAYIAKQR", timeout=5)
@@ -120,7 +123,7 @@ def test_hanging_host_is_bounded_by_the_timeout(monkeypatch):
         time.sleep(2)
         raise urllib.error.URLError("too late")
 
-    monkeypatch.setattr(fold.urllib.request, "urlopen", hang)
+    monkeypatch.setattr(_http, "open_url", hang)
     t = time.perf_counter()
     with pytest.raises(FoldingUnavailableError, match=r"no answer within 0\.2 s"):
         fold_sequence("MKTAYIAKQR", timeout=0.2)
@@ -130,11 +133,11 @@ def test_hanging_host_is_bounded_by_the_timeout(monkeypatch):
 def test_http_error_reports_status_and_body(monkeypatch):
     monkeypatch.delenv("JAXGENAI_OFFLINE", raising=False)
 
-    def http_error(request, timeout):
+    def http_error(url, **kwargs):
         body = io.BytesIO(b"Invalid entry. (Max length is 400)")
-        raise urllib.error.HTTPError(request.full_url, 400, "Bad Request", {}, body)
+        raise urllib.error.HTTPError(url, 400, "Bad Request", {}, body)
 
-    monkeypatch.setattr(fold.urllib.request, "urlopen", http_error)
+    monkeypatch.setattr(_http, "open_url", http_error)
     with pytest.raises(FoldingUnavailableError, match=r"HTTP 400: Invalid entry"):
         fold_sequence("MKTAYIAKQR")
 
@@ -151,11 +154,11 @@ def test_successful_fold_posts_the_bare_sequence(monkeypatch):
     monkeypatch.delenv("JAXGENAI_OFFLINE", raising=False)
     sent = {}
 
-    def answer(request, timeout):
-        sent.update(url=request.full_url, body=request.data, method=request.get_method())
+    def answer(url, *, method, data, timeout, redirects):
+        sent.update(url=url, body=data, method=method)
         return _Response(PDB.encode())
 
-    monkeypatch.setattr(fold.urllib.request, "urlopen", answer)
+    monkeypatch.setattr(_http, "open_url", answer)
     s = fold_sequence("mkw")
     assert sent == {"url": fold.ESMFOLD_URL, "body": b"MKW", "method": "POST"}
     assert s.sequence == "MKW" and s.ca.shape == (3, 3)
@@ -163,12 +166,52 @@ def test_successful_fold_posts_the_bare_sequence(monkeypatch):
 
 def test_answer_that_is_not_a_structure(monkeypatch):
     monkeypatch.delenv("JAXGENAI_OFFLINE", raising=False)
-    monkeypatch.setattr(fold.urllib.request, "urlopen", lambda *a, **k: _Response(b"<html>"))
+    monkeypatch.setattr(_http, "open_url", lambda *a, **k: _Response(b"<html>"))
     with pytest.raises(FoldingUnavailableError, match="not with a structure"):
         fold_sequence("MKW")
-    monkeypatch.setattr(fold.urllib.request, "urlopen", lambda *a, **k: _Response(PDB.encode()))
+    monkeypatch.setattr(_http, "open_url", lambda *a, **k: _Response(PDB.encode()))
     with pytest.raises(FoldingUnavailableError, match="does not match"):
         fold_sequence("MKWA")
+
+
+def test_oversize_answer_is_refused(monkeypatch):
+    monkeypatch.delenv("JAXGENAI_OFFLINE", raising=False)
+    monkeypatch.setattr(fold, "MAX_ANSWER_BYTES", len(PDB) - 1)
+    monkeypatch.setattr(_http, "open_url", lambda *a, **k: _Response(PDB.encode()))
+    with pytest.raises(FoldingUnavailableError, match=f"larger than {len(PDB) - 1:,} bytes"):
+        fold_sequence("MKW")
+
+
+class _Redirect(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.send_response(302)
+        # The same server under another host name: followed, it would answer.
+        self.send_header("Location", f"http://localhost:{self.server.server_port}/elsewhere")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_redirect_to_another_host_is_not_followed(monkeypatch):
+    monkeypatch.delenv("JAXGENAI_OFFLINE", raising=False)
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/fold"
+        with pytest.raises(FoldingUnavailableError, match="redirects to host 'localhost'"):
+            fold_sequence("MKW", url=url, timeout=5)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_in_thread_returns_none_late_and_raises_errors():
+    assert _http.in_thread(lambda: 7, 1.0) == 7
+    assert _http.in_thread(lambda: time.sleep(1), 0.05) is None
+    with pytest.raises(KeyError):
+        _http.in_thread(lambda: {}["x"], 1.0)
 
 
 def test_show_structure_without_py3dmol(monkeypatch):

@@ -66,6 +66,13 @@ def test_masking_leaves_padding_and_specials_alone():
     np.testing.assert_array_equal(np.asarray(out.inputs)[special], np.asarray(tokens)[special])
 
 
+def test_masking_never_selects_masks_unknowns_or_gaps():
+    tokens = jnp.asarray(tokenize("MK<mask>X<unk>-.BW"))
+    out = mask_tokens(jr.key(2), tokens, mask_prob=1.0)
+    np.testing.assert_array_equal(np.asarray(out.selected), np.asarray(is_residue(tokens)))
+    assert np.asarray(out.selected).sum() == 5  # M, K, X, B, W
+
+
 def test_masking_is_deterministic_in_the_key():
     t = jnp.asarray(tokenize("MKTAYIAKQRQISFVKSHFSRQ"))
     a, b = mask_tokens(jr.key(3), t), mask_tokens(jr.key(3), t)
@@ -111,6 +118,8 @@ def test_unigram_perplexity_uniform_and_reference():
     assert unigram_perplexity(tokens, ref, smoothing=0.0) == pytest.approx(expected)
     # Add-one smoothing keeps an unseen residue finite.
     assert np.isfinite(unigram_perplexity(tokenize("W"), ref))
+    # gaps are not residues: they are not scored, and get no pseudo-count
+    assert unigram_perplexity(tokenize("AC--.")) == unigram_perplexity(tokenize("AC"))
     with pytest.raises(ValueError, match="no residues"):
         unigram_perplexity(np.array([CLS, EOS, PAD]))
 

@@ -3,17 +3,23 @@
 import numpy as np
 import pytest
 
+from tutorial_lib.data import PROTEIN_ALPHABET
 from tutorial_lib.protein import (
     AMINO_ACID_IDS,
     CLS,
+    COMPOSITION_ALPHABET,
     EOS,
     MASK,
     PAD,
+    RESIDUE_IDS,
+    STANDARD_AMINO_ACIDS,
     TOKENS,
     UNK,
     VOCAB_SIZE,
     batch_tokenize,
     detokenize,
+    is_residue,
+    random_tokens,
     tokenize,
 )
 
@@ -75,3 +81,38 @@ def test_batch_tokenize_errors():
         batch_tokenize(["MKTAY"], pad_to=4)
     with pytest.raises(TypeError, match="list of sequences"):
         batch_tokenize("MKTAY")
+
+
+def test_one_spelling_of_the_amino_acids():
+    # The ESM token order is the one spelling; the alphabetical order is derived from it.
+    assert COMPOSITION_ALPHABET == "".join(sorted(STANDARD_AMINO_ACIDS)) == "ACDEFGHIKLMNPQRSTVWY"
+    assert set(STANDARD_AMINO_ACIDS) <= set(PROTEIN_ALPHABET)  # what a FASTA file may hold
+
+
+def test_a_residue_is_an_amino_acid_token():
+    residues = [t for t in TOKENS if t in STANDARD_AMINO_ACIDS + "XBUZO"]
+    assert [TOKENS[i] for i in RESIDUE_IDS] == residues and len(residues) == 25
+    t = tokenize("MK<mask>X<unk>-.B")
+    assert np.asarray(is_residue(t)).tolist() == [
+        False,  # <cls>
+        True,
+        True,
+        False,  # <mask>: a hidden residue is not one
+        True,  # X: an unknown amino acid is one
+        False,  # <unk>: not a token of the alphabet
+        False,  # alignment gaps
+        False,
+        True,
+        False,  # <eos>
+    ]
+    assert not np.asarray(is_residue(np.array([PAD, TOKENS.index("<null_1>")]))).any()
+
+
+def test_random_tokens():
+    t = random_tokens(3, 10, seed=1)
+    assert t.shape == (3, 10) and t.dtype == np.int32
+    assert (t[:, 0] == CLS).all() and (t[:, -1] == EOS).all()
+    assert np.isin(t[:, 1:-1], AMINO_ACID_IDS).all()
+    np.testing.assert_array_equal(t, random_tokens(3, 10, seed=1))
+    with pytest.raises(ValueError, match="length >= 3"):
+        random_tokens(3, 2)

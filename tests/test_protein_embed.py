@@ -49,6 +49,12 @@ def test_mean_embedding_is_the_residue_mean_and_ignores_padding(model):
     # an all-padding row is finite (zeros), not NaN
     _, empty = _hidden_and_mean(model, jnp.full(32, PAD, jnp.int32))
     np.testing.assert_array_equal(empty, np.zeros(16))
+    # a masked position is not a residue (`is_residue`): it is left out of the mean
+    masked = jnp.asarray(tokenize("MK<mask>AYIAKQR"))
+    hidden, mean = _hidden_and_mean(model, masked)
+    np.testing.assert_allclose(
+        mean, np.delete(np.asarray(hidden[1:-1]), 2, axis=0).mean(0), atol=1e-6
+    )
 
 
 def test_embed_sequences_keeps_order_and_ignores_batching(model):

@@ -11,16 +11,46 @@ A sequence is encoded as `<cls> residues... <eos>`; batches are right-padded wit
 import re
 from collections.abc import Sequence
 
+import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Int
+from jaxtyping import Array, Bool, Int
+
+__all__ = [
+    "AMINO_ACID_IDS",
+    "CLS",
+    "EOS",
+    "MASK",
+    "OTHER_AMINO_ACIDS",
+    "PAD",
+    "RESIDUE_IDS",
+    "SPECIAL_IDS",
+    "STANDARD_AMINO_ACIDS",
+    "TOKENS",
+    "TOKEN_TO_ID",
+    "UNK",
+    "VOCAB_SIZE",
+    "batch_tokenize",
+    "detokenize",
+    "is_residue",
+    "random_tokens",
+    "tokenize",
+]
+
+#: The 20 standard amino acids in ESM's token order (most frequent first). This is Part III's
+#: one spelling of them; `"".join(sorted(STANDARD_AMINO_ACIDS))` is the alphabetical order.
+STANDARD_AMINO_ACIDS = "LAGVSERTIDPKQNFYMHWC"
+#: Non-standard and ambiguous residues: unknown, D/N, selenocysteine, E/Q, pyrrolysine.
+OTHER_AMINO_ACIDS = "XBUZO"
 
 TOKENS: tuple[str, ...] = (
     "<cls>",
     "<pad>",
     "<eos>",
     "<unk>",
-    *"LAGVSERTIDPKQNFYMHWC",
-    *"XBUZO.-",
+    *STANDARD_AMINO_ACIDS,
+    *OTHER_AMINO_ACIDS,
+    ".",
+    "-",
     "<null_1>",
     "<mask>",
 )
@@ -34,9 +64,34 @@ UNK = TOKEN_TO_ID["<unk>"]
 MASK = TOKEN_TO_ID["<mask>"]
 SPECIAL_IDS: tuple[int, ...] = (CLS, PAD, EOS, UNK, TOKEN_TO_ID["<null_1>"], MASK)
 
-STANDARD_AMINO_ACIDS = "LAGVSERTIDPKQNFYMHWC"
 #: Token ids of the 20 standard amino acids (4..23), what a random MLM replacement draws from.
 AMINO_ACID_IDS: tuple[int, ...] = tuple(TOKEN_TO_ID[a] for a in STANDARD_AMINO_ACIDS)
+#: Token ids of every residue: the 20 standard amino acids and `OTHER_AMINO_ACIDS` (4..28).
+#: Not residues: the special tokens (`<mask>` and `<unk>` included) and the gaps `.` and `-`.
+RESIDUE_IDS: tuple[int, ...] = tuple(
+    TOKEN_TO_ID[a] for a in STANDARD_AMINO_ACIDS + OTHER_AMINO_ACIDS
+)
+
+
+def is_residue(tokens: Int[Array, "*shape"]) -> Bool[Array, "*shape"]:
+    """True where a token is an amino acid (one of `RESIDUE_IDS`).
+
+    `<cls>`, `<eos>`, `<pad>`, `<mask>`, `<unk>` and the alignment gaps `.` and `-` are not
+    residues: this is what a language model's loss scores and what a mean embedding averages.
+    """
+    return jnp.isin(jnp.asarray(tokens), jnp.asarray(RESIDUE_IDS))
+
+
+def random_tokens(batch_size: int, length: int, *, seed: int = 0) -> Int[np.ndarray, "B L"]:
+    """`batch_size` random proteins of `length` tokens: `<cls>`, `length - 2` standard amino
+    acids drawn uniformly, `<eos>` (int32; a test or benchmark input, not a protein)."""
+    if length < 3 or batch_size < 1:
+        raise ValueError(f"need length >= 3 and batch_size >= 1, got {length}, {batch_size}")
+    rng = np.random.default_rng(seed)
+    body = rng.choice(np.asarray(AMINO_ACID_IDS, np.int32), size=(batch_size, length - 2))
+    ends = np.full((batch_size, 1), CLS), np.full((batch_size, 1), EOS)
+    return np.concatenate([ends[0], body, ends[1]], axis=1).astype(np.int32)
+
 
 _PIECE = re.compile(r"<[a-z_0-9]+>|.", re.DOTALL)
 _RESIDUES = "".join(t for t in TOKENS if len(t) == 1)

@@ -21,11 +21,11 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from .alphabet import CLS, EOS, PAD
-from .esm2 import _apc
 
 __all__ = [
     "apc",
     "attention_contact_maps",
+    "contact_features",
     "contact_map_from_coords",
     "contact_precision",
     "mass_by_separation",
@@ -45,13 +45,33 @@ def apc(x: Float[ArrayLike, "... N N"]) -> Float[Array, "... N N"]:
     """Average product correction (Dunn et al. 2008) of each `(N, N)` map.
 
     `F_ij - F_i. F_.j / F_..` with row, column and total sums: removes the rank-one background
-    that a residue "popular with every other residue" puts on its whole row and column. The
-    same function as ESM2's contact head uses.
+    that a residue "popular with every other residue" puts on its whole row and column. ESM2's
+    contact head uses this function (through `contact_features`).
     """
     x = jnp.asarray(x)
     if x.ndim < 2 or x.shape[-1] != x.shape[-2]:
         raise ValueError(f"apc expects square maps (..., N, N), got shape {x.shape}")
-    return _apc(x)
+    row = x.sum(-1, keepdims=True)
+    col = x.sum(-2, keepdims=True)
+    return x - row * col / x.sum((-1, -2), keepdims=True)
+
+
+def contact_features(
+    attentions: Float[Array, "layers heads L L"], tokens: Int[Array, " L"]
+) -> Float[Array, "layers heads N N"]:
+    """The features of ESM2's contact head: every attention map over the residues, symmetrised
+    and APC-corrected (`N = L - 2`).
+
+    `<eos>` and `<pad>` rows and columns are zeroed before the correction, `<cls>` and `<eos>`
+    dropped. No checks, so that it traces inside a model; `attention_contact_maps` checks its
+    inputs and compiles.
+    """
+    keep = (tokens != EOS) & (tokens != PAD)
+    a = attentions * (keep[:, None] & keep[None, :])
+    return apc(symmetrize(a[..., 1:-1, 1:-1]))
+
+
+_contact_features = jax.jit(contact_features)
 
 
 def attention_contact_maps(
@@ -60,8 +80,9 @@ def attention_contact_maps(
     """Symmetrised, APC-corrected attention map of every head, over residues only.
 
     Takes `ESM2Output.attentions` and the token ids they came from (`<cls> residues <eos>`,
-    maybe followed by `<pad>`); returns the `layers * heads` features of ESM2's contact head,
-    `N = L - 2`. Padding rows and columns are zero before the correction, as in the head.
+    maybe followed by `<pad>`); returns the `layers * heads` features of ESM2's contact head
+    (`contact_features`), `N = L - 2`. Padding rows and columns are zero before the
+    correction, as in the head.
     """
     attentions, tokens = jnp.asarray(attentions), jnp.asarray(tokens)
     if attentions.ndim != 4 or attentions.shape[-2:] != (tokens.shape[0],) * 2:
@@ -72,15 +93,6 @@ def attention_contact_maps(
     if int(tokens[0]) != CLS:
         raise ValueError("tokens must start with <cls>: pass tokenize(sequence), not residues")
     return _contact_features(attentions, tokens)
-
-
-@jax.jit
-def _contact_features(
-    attentions: Float[Array, "layers heads L L"], tokens: Int[Array, " L"]
-) -> Float[Array, "layers heads N N"]:
-    keep = (tokens != EOS) & (tokens != PAD)
-    a = attentions * (keep[:, None] & keep[None, :])
-    return _apc(symmetrize(a[..., 1:-1, 1:-1]))
 
 
 def separation_mask(n: int, min_sep: int = 6) -> Bool[np.ndarray, "N N"]:

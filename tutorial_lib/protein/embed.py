@@ -1,9 +1,9 @@
 """Fixed-size protein embeddings: the mean of ESM2's final representations over residues.
 
 A language model turns a protein of any length into per-residue vectors, shape `(L, D)`.
-Averaging them over the residues (never `<cls>`, `<eos>` or `<pad>`) gives one `D`-vector per
-protein, the "mean-pooled embedding" that simple downstream models (a logistic or ridge head)
-are trained on (Rives et al. 2021; Elnaggar et al. 2022).
+Averaging them over the residues (`is_residue`: never `<cls>`, `<eos>`, `<pad>` or `<mask>`)
+gives one `D`-vector per protein, the "mean-pooled embedding" that simple downstream models (a
+logistic or ridge head) are trained on (Rives et al. 2021; Elnaggar et al. 2022).
 
 `embed_sequences` does this for a list of strings efficiently and deterministically:
 
@@ -28,7 +28,7 @@ from jaxtyping import Array, Float, Int
 
 from tutorial_lib.benchmark import best_time
 
-from .alphabet import AMINO_ACID_IDS, CLS, EOS, PAD, tokenize
+from .alphabet import PAD, is_residue, random_tokens, tokenize
 from .esm2 import ESM2
 
 __all__ = [
@@ -37,21 +37,26 @@ __all__ = [
     "embed_sequences",
     "embedding_throughput",
     "mean_embedding",
+    "mean_over_residues",
     "timed_embed_sequences",
 ]
+
+
+def mean_over_residues(hidden: Float[Array, "L D"], tokens: Int[Array, " L"]) -> Float[Array, " D"]:
+    """Mean of the rows of `hidden` at the residues of `tokens` (`is_residue`); zeros if none."""
+    keep = is_residue(tokens)
+    total = jnp.sum(jnp.where(keep[:, None], hidden, 0.0), axis=0)
+    return total / jnp.maximum(keep.sum(), 1)
 
 
 def mean_embedding(model: ESM2, tokens: Int[Array, " L"]) -> Float[Array, " D"]:
     """Mean of the final-LayerNorm hidden states of one tokenised sequence over its residues.
 
-    `<cls>`, `<eos>` and `<pad>` positions are excluded, so the result does not depend on how
-    much padding follows the sequence. An all-padding row gives zeros. Works under
-    `jax.jit` and `jax.vmap`.
+    `<cls>`, `<eos>`, `<pad>` and `<mask>` positions are excluded (`is_residue`), so the result
+    does not depend on how much padding follows the sequence. An all-padding row gives zeros.
+    Works under `jax.jit` and `jax.vmap`.
     """
-    hidden = model(tokens).hidden
-    keep = (tokens != CLS) & (tokens != EOS) & (tokens != PAD)
-    total = jnp.sum(jnp.where(keep[:, None], hidden, 0.0), axis=0)
-    return total / jnp.maximum(keep.sum(), 1)
+    return mean_over_residues(model(tokens).hidden, tokens)
 
 
 @eqx.filter_jit
@@ -170,10 +175,5 @@ def embedding_throughput(
     excluded (best of `repeat` timed batches after a warm-up).
     """
     _check_sizes(length, batch_size, 1)
-    rng = np.random.default_rng(seed)
-    body = rng.choice(np.asarray(AMINO_ACID_IDS, np.int32), size=(batch_size, length - 2))
-    tokens = np.concatenate(
-        [np.full((batch_size, 1), CLS), body, np.full((batch_size, 1), EOS)], axis=1
-    ).astype(np.int32)
-    tokens = jnp.asarray(tokens)
+    tokens = jnp.asarray(random_tokens(batch_size, length, seed=seed))
     return batch_size / best_time(lambda: _embed_batch(model, tokens), repeat=repeat)

@@ -27,22 +27,21 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
-import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from .alphabet import EOS, MASK, PAD, VOCAB_SIZE
+from .alphabet import MASK, PAD, VOCAB_SIZE
+from .attention import Dense, apply_rotary
+from .contacts import contact_features
 
 __all__ = [
     "ESM2",
     "ContactHead",
-    "Dense",
     "ESM2Config",
     "ESM2Output",
     "LMHead",
     "LongSequenceWarning",
     "SelfAttention",
     "TransformerLayer",
-    "apply_rotary",
     "forward_batch",
 ]
 
@@ -136,21 +135,6 @@ def _gelu(x: Array) -> Array:
     return jax.nn.gelu(x, approximate=False)
 
 
-class Dense(eqx.Module):
-    """`x @ W.T + b` on every row; `W` is `(out, in)` as in PyTorch checkpoints."""
-
-    weight: Float[Array, "out in"]
-    bias: Float[Array, " out"]
-
-    def __init__(self, in_dim: int, out_dim: int, *, key: PRNGKeyArray, std: float = 0.02):
-        # BERT/ESM initialisation: N(0, 0.02) weights, zero biases.
-        self.weight = std * jr.normal(key, (out_dim, in_dim))
-        self.bias = jnp.zeros(out_dim)
-
-    def __call__(self, x: Float[Array, "L in"]) -> Float[Array, "L out"]:
-        return x @ self.weight.T + self.bias
-
-
 def _norm(ln: eqx.nn.LayerNorm, x: Float[Array, "L D"]) -> Float[Array, "L D"]:
     return jax.vmap(ln)(x)
 
@@ -160,27 +144,6 @@ def _dropout(x: Array, rate: float, key: PRNGKeyArray | None) -> Array:
         return x
     keep = jr.bernoulli(key, 1.0 - rate, x.shape)
     return jnp.where(keep, x / (1.0 - rate), 0.0)
-
-
-def _rotate_half(x: Float[Array, "... d"]) -> Float[Array, "... d"]:
-    x1, x2 = jnp.split(x, 2, axis=-1)
-    return jnp.concatenate([-x2, x1], axis=-1)
-
-
-def _rotary_tables(length: int, d: int, theta: float) -> tuple[np.ndarray, np.ndarray]:
-    # NumPy at trace time: the tables are compile-time constants, not sines and cosines that
-    # XLA would otherwise recompute in every layer of every call.
-    inv_freq = 1.0 / theta ** (np.arange(0, d, 2, dtype=np.float32) / np.float32(d))
-    freqs = np.arange(length, dtype=np.float32)[:, None] * inv_freq
-    angles = np.concatenate([freqs, freqs], axis=-1)[:, None, :]
-    return np.cos(angles), np.sin(angles)
-
-
-def apply_rotary(x: Float[Array, "L H d"], theta: float = 10000.0) -> Float[Array, "L H d"]:
-    """Rotary position embedding of per-head vectors at positions 0..L-1 (ESM's convention)."""
-    length, _, d = x.shape
-    cos, sin = _rotary_tables(length, d, theta)
-    return x * cos.astype(x.dtype) + _rotate_half(x) * sin.astype(x.dtype)
 
 
 class SelfAttention(eqx.Module):
@@ -293,13 +256,6 @@ class LMHead(eqx.Module):
         return h @ weight.T + self.bias
 
 
-def _apc(x: Float[Array, "C N N"]) -> Float[Array, "C N N"]:
-    """Average product correction (Dunn et al. 2008): remove the rank-one background."""
-    row = x.sum(-1, keepdims=True)
-    col = x.sum(-2, keepdims=True)
-    return x - row * col / x.sum((-1, -2), keepdims=True)
-
-
 class ContactHead(eqx.Module):
     """Residue-residue contact probabilities from the attention maps (Rao et al. 2021)."""
 
@@ -316,11 +272,9 @@ class ContactHead(eqx.Module):
                 "contacts need at least one residue between <cls> and <eos> (3 tokens), got "
                 f"tokens of shape {tokens.shape}: an empty sequence has no contact map"
             )
-        keep = (tokens != EOS) & (tokens != PAD)
-        a = attentions * (keep[:, None] & keep[None, :])
-        a = a[..., 1:-1, 1:-1]
+        # One feature map per layer and head: `tutorial_lib.protein.contacts` explains them.
+        a = contact_features(attentions, tokens)
         a = a.reshape(-1, *a.shape[-2:])
-        a = _apc(a + jnp.swapaxes(a, -1, -2))
         logits = jnp.einsum("c,cij->ij", self.regression.weight[0], a) + self.regression.bias[0]
         return jax.nn.sigmoid(logits)
 

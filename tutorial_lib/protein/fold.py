@@ -14,25 +14,29 @@ The service is free and best-effort; it has limits we check before sending anyth
 
 Offline — `$JAXGENAI_OFFLINE` set, no network, DNS failure, time-out, an HTTP error — every
 call fails fast with `FoldingUnavailableError`, whose message says what to do instead. The
-whole request is bounded by a thread, because `urlopen`'s timeout does not cover name
-resolution.
+request goes through the same guards as the Hub downloads of `load` (`_http`): the whole
+request is bounded by a thread, because `urlopen`'s timeout does not cover name resolution;
+redirects are followed only on the service's own host; an answer larger than
+`MAX_ANSWER_BYTES` is refused.
 """
 
 import dataclasses
-import threading
 import urllib.error
-import urllib.request
+import urllib.parse
 from typing import Any
 
 import numpy as np
 from jaxtyping import Float, Int
 
-from ..data._paths import OFFLINE_ENV, offline
+from tutorial_lib.data._paths import OFFLINE_ENV, offline
+
+from . import _http
 from .alphabet import STANDARD_AMINO_ACIDS
 
 __all__ = [
     "ESMFOLD_MAX_LENGTH",
     "ESMFOLD_URL",
+    "MAX_ANSWER_BYTES",
     "FoldingUnavailableError",
     "Structure",
     "ViewerUnavailable",
@@ -45,6 +49,8 @@ __all__ = [
 ESMFOLD_URL = "https://api.esmatlas.com/foldSequence/v1/pdb/"
 ESMFOLD_MAX_LENGTH = 400
 DEFAULT_TIMEOUT_S = 30.0
+#: The most bytes an answer may have: a 400-residue PDB file is about 300 kB.
+MAX_ANSWER_BYTES = 16 * 2**20
 
 THREE_TO_ONE = {
     "ALA": "A", "ARG": "R", "ASN": "N", "ASP": "D", "CYS": "C",
@@ -151,32 +157,33 @@ def parse_pdb_ca(pdb_text: str, *, chain: str | None = None) -> Structure:
 
 def _post(url: str, body: bytes, timeout: float) -> str:
     """POST `body`, return the response text; FoldingUnavailableError on any failure."""
-    text: list[str] = []
-    why = [f"no answer within {timeout:g} s"]
+    host = urllib.parse.urlsplit(url).hostname
 
-    def request() -> None:
-        req = urllib.request.Request(
-            url, data=body, method="POST", headers={"User-Agent": "tutorial_lib"}
-        )
+    def refuse(source: str, target: str) -> ValueError:
+        return ValueError(f"{source} redirects to host {target!r}, not following it")
+
+    def request() -> tuple[str | None, str]:
+        too_big = ValueError(f"an answer larger than {MAX_ANSWER_BYTES:,} bytes, refused")
+        redirects = _http.HostBoundRedirects(lambda h: h == host, refuse)
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
-                text.append(r.read().decode("utf-8"))
+            with _http.open_url(
+                url, method="POST", data=body, timeout=timeout, redirects=redirects
+            ) as r:
+                return _http.read_capped(r, MAX_ANSWER_BYTES, too_big).decode("utf-8"), ""
         except urllib.error.HTTPError as e:
             try:
                 detail = e.read()[:200].decode("utf-8", "replace").strip()
             except OSError:
                 detail = ""
-            why[0] = f"HTTP {e.code}: {detail or e.reason}"
-        except Exception as e:  # URLError, OSError, http.client.HTTPException, decoding
-            why[0] = str(getattr(e, "reason", e)) or type(e).__name__
+            return None, f"HTTP {e.code}: {detail or e.reason}"
+        except Exception as e:  # URLError, OSError, http.client.HTTPException, decoding, caps
+            return None, str(getattr(e, "reason", e)) or type(e).__name__
 
-    thread = threading.Thread(target=request, daemon=True)
-    thread.start()
-    thread.join(timeout + 0.5)
-    if text:
-        return text[0]
+    text, why = _http.in_thread(request, timeout + 0.5) or (None, f"no answer within {timeout:g} s")
+    if text is not None:
+        return text
     raise FoldingUnavailableError(
-        f"the ESMFold API ({url}) is unavailable ({why[0]}). The public service is "
+        f"the ESMFold API ({url}) is unavailable ({why}). The public service is "
         f"best-effort and needs internet access. {_INSTEAD}"
     )
 

@@ -19,17 +19,14 @@ LM decoder is usually tied to the token embeddings and then absent from the file
 """
 
 import hashlib
-import http.client
 import json
 import math
 import os
 import re
 import shutil
 import tempfile
-import threading
 import urllib.error
 import urllib.parse
-import urllib.request
 import warnings
 from collections.abc import Callable
 from email.message import Message
@@ -42,6 +39,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
+from . import _http
 from .alphabet import MASK, PAD, VOCAB_SIZE
 from .esm2 import ESM2, ESM2Config
 
@@ -52,10 +50,10 @@ __all__ = [
     "ESM2LoadError",
     "HubUnreachableError",
     "config_from_hf",
-    "count_parameters",
     "esm2_skeleton",
     "load_esm2",
     "load_hf_directory",
+    "parameter_count",
 ]
 
 TINY_ARTIFACT = "tiny-esm2"
@@ -163,8 +161,8 @@ def _cast(model: ESM2, dtype: Any) -> ESM2:
     return jax.tree.map(lambda x: x.astype(dtype) if eqx.is_inexact_array(x) else x, model)
 
 
-def count_parameters(config: ESM2Config) -> int:
-    """Number of parameters of an ESM2 of this size, computed without allocating it."""
+def parameter_count(config: ESM2Config) -> int:
+    """Number of parameters an ESM2 of this size has, computed without allocating it."""
     shapes = eqx.filter_eval_shape(ESM2, config, key=jr.key(0))
     return sum(int(np.prod(s.shape)) for s in jax.tree.leaves(shapes))
 
@@ -526,7 +524,7 @@ class _Head(NamedTuple):
         tag = headers.get("X-Linked-Etag") or (headers.get("ETag") if direct else None) or ""
         tag = tag.removeprefix("W/").strip('"').lower()
         size = headers.get("X-Linked-Size") or (headers.get("Content-Length") if direct else None)
-        return cls(status, tag if _HASH.fullmatch(tag) else None, _header_int(size))
+        return cls(status, tag if _HASH.fullmatch(tag) else None, _http.header_int(size))
 
     @property
     def ok(self) -> bool:
@@ -534,10 +532,6 @@ class _Head(NamedTuple):
 
     def __str__(self) -> str:
         return f"HTTP {self.status}"
-
-
-def _header_int(value: str | None) -> int | None:
-    return int(value) if value and value.isascii() and value.isdigit() else None
 
 
 def _trusted_host(host: str) -> bool:
@@ -548,31 +542,21 @@ def _trusted_host(host: str) -> bool:
     return host == endpoint or cdn
 
 
-class _HubRedirects(urllib.request.HTTPRedirectHandler):
-    """Follows redirects only to the endpoint's host, and for the real Hub to its CDNs."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        host = urllib.parse.urlsplit(newurl).hostname or ""
-        if not _trusted_host(host):
-            fp.close()
-            raise ESM2LoadError(
-                f"{req.full_url} redirects to host {host!r}, which is not the Hub's "
-                f"({_endpoint()}); refusing to follow it. Set HF_ENDPOINT to a Hub or mirror "
-                "that serves its own files, or download the checkpoint by hand and give "
-                "load_esm2 its directory."
-            )
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None  # urllib then raises an HTTPError carrying the 3xx status and headers
+def _refuse_redirect(url: str, host: str) -> ESM2LoadError:
+    return ESM2LoadError(
+        f"{url} redirects to host {host!r}, which is not the Hub's ({_endpoint()}); refusing "
+        "to follow it. Set HF_ENDPOINT to a Hub or mirror that serves its own files, or "
+        "download the checkpoint by hand and give load_esm2 its directory."
+    )
 
 
 def _open(url: str, *, method: str = "GET", timeout: float = PROBE_TIMEOUT_S, follow: bool = True):
-    request = urllib.request.Request(url, method=method, headers={"User-Agent": "tutorial_lib"})
-    opener = urllib.request.build_opener(_HubRedirects if follow else _NoRedirects)
-    return opener.open(request, timeout=timeout)
+    """Open `url`, following redirects only to the endpoint's host (for the real Hub, also to
+    its CDNs), or none at all."""
+    redirects = (
+        _http.HostBoundRedirects(_trusted_host, _refuse_redirect) if follow else _http.NoRedirects()
+    )
+    return _http.open_url(url, method=method, timeout=timeout, redirects=redirects)
 
 
 def _probe(url: str) -> _Head | str:
@@ -581,39 +565,26 @@ def _probe(url: str) -> _Head | str:
     A thread bounds the whole probe: `urlopen`'s timeout does not cover name resolution,
     which can hang for tens of seconds behind some firewalls.
     """
-    result: list[_Head | str] = [f"no answer within {PROBE_TIMEOUT_S:.0f} s"]
 
-    def probe() -> None:
+    def probe() -> _Head | str:
         try:
             with _open(url, method="HEAD", follow=False) as r:
-                result[0] = _Head.parse(r.status, r.headers)
+                return _Head.parse(r.status, r.headers)
         except urllib.error.HTTPError as e:
-            result[0] = _Head.parse(e.code, e.headers)
+            head = _Head.parse(e.code, e.headers)
             e.close()
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
-            result[0] = str(getattr(e, "reason", e))
+            return head
+        except (*_http.NETWORK_ERRORS, ValueError) as e:  # ValueError: a malformed HF_ENDPOINT
+            return str(getattr(e, "reason", e))
 
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(PROBE_TIMEOUT_S + 0.5)
-    return result[0]
+    result = _http.in_thread(probe, PROBE_TIMEOUT_S + 0.5)
+    return f"no answer within {PROBE_TIMEOUT_S:.0f} s" if result is None else result
 
 
 def _size_cap(target: Path) -> tuple[str, int]:
     if target.suffix == ".json":
         return "MAX_JSON_BYTES", MAX_JSON_BYTES
     return "MAX_WEIGHTS_BYTES", MAX_WEIGHTS_BYTES
-
-
-def _copy(r: http.client.HTTPResponse, f: Any, cap: int, too_big: ESM2LoadError) -> int:
-    """Copy the body of `r` to `f`, raising `too_big` as soon as it passes `cap` bytes."""
-    n = 0
-    while chunk := r.read(1 << 20):
-        n += len(chunk)
-        if n > cap:
-            raise too_big
-        f.write(chunk)
-    return n
 
 
 def _verify(path: Path, digest: str | None, url: str) -> None:
@@ -649,10 +620,10 @@ def _download(url: str, target: Path, head: _Head) -> None:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     try:
         with os.fdopen(fd, "wb") as f, _open(url, timeout=60) as r:
-            length = _header_int(r.headers.get("Content-Length"))
+            length = _http.header_int(r.headers.get("Content-Length"))
             if (length or 0) > cap:
                 raise too_big
-            got = _copy(r, f, cap, too_big)
+            got = _http.copy_capped(r, f, cap, too_big)
         if length is not None and got != length:
             raise ESM2LoadError(
                 f"download of {url} stopped after {got} of {length} bytes. Try again."
@@ -660,7 +631,7 @@ def _download(url: str, target: Path, head: _Head) -> None:
         _verify(Path(tmp), head.digest, url)
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
         os.replace(tmp, target)
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+    except _http.NETWORK_ERRORS as e:
         raise ESM2LoadError(f"download of {url} failed: {e}. Try again.") from e
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -1,9 +1,10 @@
 """Masked-language modelling: BERT's 80/10/10 corruption, its loss, and perplexities.
 
-Of the residue positions (never `<cls>`, `<eos>`, `<pad>`, ...), each is selected with
-probability 15%. A selected position becomes `<mask>` 80% of the time, a random standard amino
-acid 10% of the time, and stays as it is 10% of the time; the loss is the cross-entropy of
-the original residue at the selected positions only (Devlin et al. 2019; Rives et al. 2021).
+Of the residue positions (`is_residue`: never `<cls>`, `<eos>`, `<pad>`, `<mask>`, ...), each
+is selected with probability 15%. A selected position becomes `<mask>` 80% of the time, a
+random standard amino acid 10% of the time, and stays as it is 10% of the time; the loss is
+the cross-entropy of the original residue at the selected positions only (Devlin et al. 2019;
+Rives et al. 2021).
 
 The masked-token perplexity is `exp` of that cross-entropy averaged over all selected tokens
 of a data set. The unigram baseline is the perplexity of a model that ignores the context and
@@ -21,12 +22,11 @@ import numpy as np
 import optax
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from .alphabet import AMINO_ACID_IDS, MASK, PAD, SPECIAL_IDS, VOCAB_SIZE
+from .alphabet import AMINO_ACID_IDS, MASK, PAD, RESIDUE_IDS, VOCAB_SIZE, is_residue
 from .esm2 import ESM2
 
 __all__ = [
     "MaskedTokens",
-    "is_residue",
     "mask_tokens",
     "masked_cross_entropy",
     "masked_perplexity",
@@ -41,11 +41,6 @@ class MaskedTokens(NamedTuple):
     inputs: Int[Array, " L"]
     targets: Int[Array, " L"]
     selected: Bool[Array, " L"]
-
-
-def is_residue(tokens: Int[Array, "*shape"]) -> Bool[Array, "*shape"]:
-    """True where a token is a residue, not a special token."""
-    return ~jnp.isin(tokens, jnp.asarray(SPECIAL_IDS))
 
 
 def mask_tokens(
@@ -136,10 +131,12 @@ def masked_perplexity(
     return float(np.exp(total / count))
 
 
+_RESIDUE = np.isin(np.arange(VOCAB_SIZE), RESIDUE_IDS)
+
+
 def _residue_counts(tokens: Int[np.ndarray, "..."]) -> np.ndarray:
     counts = np.bincount(np.asarray(tokens).ravel(), minlength=VOCAB_SIZE).astype(np.float64)
-    counts[list(SPECIAL_IDS)] = 0.0
-    return counts
+    return np.where(_RESIDUE, counts, 0.0)
 
 
 def unigram_perplexity(
@@ -151,17 +148,15 @@ def unigram_perplexity(
     """Perplexity of the residues in `tokens` under residue frequencies from `reference`.
 
     `reference` defaults to `tokens` itself. `smoothing` pseudo-counts are added to every
-    residue token, so a residue absent from the reference costs a finite amount; with
-    `smoothing=0` and no reference this is `exp` of the residue entropy. Special tokens are
-    ignored in both.
+    residue token (`RESIDUE_IDS`), so a residue absent from the reference costs a finite amount;
+    with `smoothing=0` and no reference this is `exp` of the residue entropy. Special tokens and
+    gaps are ignored in both.
     """
     counts = _residue_counts(tokens)
     if counts.sum() == 0:
         raise ValueError("tokens hold no residues")
     ref = _residue_counts(tokens if reference is None else reference)
-    residue = np.ones(VOCAB_SIZE, dtype=bool)
-    residue[list(SPECIAL_IDS)] = False
-    probs = np.where(residue, ref + smoothing, 0.0)
+    probs = np.where(_RESIDUE, ref + smoothing, 0.0)
     probs /= probs.sum()
     with np.errstate(divide="ignore"):
         logp = np.where(counts > 0, np.log(probs), 0.0)

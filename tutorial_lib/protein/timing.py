@@ -1,12 +1,15 @@
-"""JAX versus PyTorch (transformers) forward pass of the same ESM2 weights.
+"""Timing JAX: the seconds spent compiling, and JAX versus PyTorch on the same ESM2 weights.
 
-Needs `torch` and `transformers` (the `test` extra); the JAX side needs neither. Both models
-get identical random weights: a Hugging Face `EsmForMaskedLM` is initialised from a seed,
-saved, and read back with `load_hf_directory`.
+`compile_seconds` adds up what `jax.monitoring` reports about tracing, lowering and compiling
+inside a block. `compare_forward_speed` needs `torch` and `transformers` (the `test` extra);
+the JAX side needs neither. Both models get identical random weights: a Hugging Face
+`EsmForMaskedLM` is initialised from a seed, saved, and read back with `load_hf_directory`.
 """
 
+import contextlib
 import tempfile
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -15,11 +18,34 @@ import numpy as np
 
 from tutorial_lib.benchmark import best_times
 
-from .alphabet import AMINO_ACID_IDS, CLS, EOS
+from .alphabet import random_tokens
 from .esm2 import ESM2Config, forward_batch
 from .load import load_hf_directory
 
-__all__ = ["compare_forward_speed"]
+__all__ = ["compare_forward_speed", "compile_seconds"]
+
+_COMPILE_EVENTS = (
+    "/jax/core/compile/jaxpr_trace_duration",
+    "/jax/core/compile/jaxpr_to_mlir_module_duration",
+    "/jax/core/compile/backend_compile_duration",
+)
+
+
+@contextlib.contextmanager
+def compile_seconds() -> Iterator[list[float]]:
+    """Context manager yielding a one-element list that accumulates the seconds JAX spends
+    tracing, lowering and compiling inside the block (from `jax.monitoring` events)."""
+    total = [0.0]
+
+    def listener(event: str, duration: float, **kwargs) -> None:
+        if event in _COMPILE_EVENTS:
+            total[0] += duration
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield total
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
 
 
 def _hf_model(config: ESM2Config, seed: int):
@@ -81,11 +107,7 @@ def compare_forward_speed(
     device = torch.device("cuda" if on_gpu else "cpu")
     torch_model = torch_model.to(device)
 
-    rng = np.random.default_rng(seed)
-    body = rng.choice(AMINO_ACID_IDS, size=(batch_size, length - 2))
-    tokens = np.concatenate(
-        [np.full((batch_size, 1), CLS), body, np.full((batch_size, 1), EOS)], axis=1
-    ).astype(np.int32)
+    tokens = random_tokens(batch_size, length, seed=seed)
     jax_tokens = jnp.asarray(tokens)
     torch_tokens = torch.as_tensor(tokens, dtype=torch.long, device=device)
 
