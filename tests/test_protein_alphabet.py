@@ -116,3 +116,10 @@ def test_random_tokens():
     np.testing.assert_array_equal(t, random_tokens(3, 10, seed=1))
     with pytest.raises(ValueError, match="length >= 3"):
         random_tokens(3, 2)
+
+
+def test_esm_token_order_holds_the_same_twenty_amino_acids_as_the_data_alphabet():
+    from tutorial_lib.data import AMINO_ACIDS
+    from tutorial_lib.protein import STANDARD_AMINO_ACIDS
+
+    assert sorted(STANDARD_AMINO_ACIDS) == list(AMINO_ACIDS) and len(set(AMINO_ACIDS)) == 20

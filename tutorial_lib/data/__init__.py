@@ -15,10 +15,10 @@ from ._fetch import (
     fetch_file,
     file_sha256,
 )
-from ._paths import cache_dir, data_root
+from ._paths import OFFLINE_ENV, cache_dir, data_root, offline
 from ._registry import DATASETS, FileSpec, dataset_files, registry
 from .augment import all_dihedral, dihedral, random_dihedral
-from .fasta import PROTEIN_ALPHABET, FastaRecord, format_fasta, parse_fasta, read_fasta
+from .fasta import AMINO_ACIDS, PROTEIN_ALPHABET, FastaRecord, format_fasta, parse_fasta, read_fasta
 from .galaxies import (
     GALAXY10_LABELS,
     GALAXY_ZOO_LABELS,
@@ -48,11 +48,13 @@ from .proteins import (
 from .toy import GaussianMixture, example_mixture, ring_mixture, swiss_roll, two_moons
 
 __all__ = [
+    "AMINO_ACIDS",
     "DATASETS",
     "GALAXY10_LABELS",
     "GALAXY_ZOO_LABELS",
     "GB1",
     "GB1_SPLITS",
+    "OFFLINE_ENV",
     "PROTEIN_ALPHABET",
     "THERMOPROT_CLASSES",
     "CacheRebuiltWarning",
@@ -90,6 +92,7 @@ __all__ = [
     "load_gb1",
     "load_thermoprot",
     "near_duplicate_pairs",
+    "offline",
     "parse_fasta",
     "random_dihedral",
     "read_fasta",

@@ -8,6 +8,7 @@ from typing import NamedTuple
 from ._errors import DataError
 
 __all__ = [
+    "AMINO_ACIDS",
     "PROTEIN_ALPHABET",
     "FastaRecord",
     "format_fasta",
@@ -15,9 +16,12 @@ __all__ = [
     "read_fasta",
 ]
 
+#: The 20 standard amino acids, alphabetically: the library's one spelling of them (the protein
+#: package orders them as ESM's tokens do).
+AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
 # The 20 standard amino acids plus the IUPAC extras that real databases contain:
 # B (D/N), Z (E/Q), J (I/L), X (unknown), U (selenocysteine), O (pyrrolysine).
-PROTEIN_ALPHABET = "ACDEFGHIKLMNPQRSTVWY" + "BJOUXZ"
+PROTEIN_ALPHABET = AMINO_ACIDS + "BJOUXZ"
 
 
 class FastaRecord(NamedTuple):

@@ -26,6 +26,8 @@ import scipy.sparse
 import scipy.sparse.csgraph
 from jaxtyping import Int
 
+from .fasta import AMINO_ACIDS
+
 __all__ = [
     "Split",
     "homology_clusters",
@@ -35,9 +37,8 @@ __all__ = [
     "split_clusters",
 ]
 
-_STANDARD = "ACDEFGHIKLMNPQRSTVWY"
 _LUT = np.full(256, 255, dtype=np.uint8)
-_LUT[np.frombuffer(_STANDARD.encode(), dtype=np.uint8)] = np.arange(20, dtype=np.uint8)
+_LUT[np.frombuffer(AMINO_ACIDS.encode(), dtype=np.uint8)] = np.arange(20, dtype=np.uint8)
 
 
 class Split(NamedTuple):

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from jaxtyping import Float, Int
 
-from tutorial_lib.data._paths import OFFLINE_ENV, offline
+from tutorial_lib.data import OFFLINE_ENV, offline
 
 from . import _http
 from .alphabet import STANDARD_AMINO_ACIDS

@@ -35,7 +35,7 @@ import scipy.special
 import scipy.stats
 from jaxtyping import Array, Bool, Float, Int
 
-from .alphabet import STANDARD_AMINO_ACIDS
+from tutorial_lib.data import AMINO_ACIDS
 
 __all__ = [
     "COMPOSITION_ALPHABET",
@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 #: Column order of `composition`: the 20 standard amino acids, alphabetically.
-COMPOSITION_ALPHABET = "".join(sorted(STANDARD_AMINO_ACIDS))
+COMPOSITION_ALPHABET = AMINO_ACIDS
 _LUT = np.full(256, -1, dtype=np.int64)
 _LUT[np.frombuffer(COMPOSITION_ALPHABET.encode(), np.uint8)] = np.arange(20)
 _LUT[np.frombuffer(COMPOSITION_ALPHABET.lower().encode(), np.uint8)] = np.arange(20)

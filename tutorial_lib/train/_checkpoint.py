@@ -20,7 +20,7 @@ import jax
 import jax.random as jr
 
 from tutorial_lib.artifacts import config_sha256
-from tutorial_lib.data._paths import cache_dir
+from tutorial_lib.data import cache_dir
 
 STATE_FILE = "state.eqx"
 INFO_FILE = "checkpoint.json"
