@@ -1,5 +1,10 @@
 """Noise schedules, the U-Net, DDPM training and the three samplers."""
 
+import ast
+import importlib
+import re
+from pathlib import Path
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -302,3 +307,68 @@ def test_time_grid_and_sampler_input_errors():
     schedule = SCHEDULES[1]
     with pytest.raises(ValueError, match=r"\(channels, height, width\)"):
         ddim_sample(GaussianEps(schedule, 0.0, 1.0), schedule, jr.key(0), 2, (4, 4))
+
+
+# ----- the package's layout ----------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "tutorial_lib" / "diffusion"
+# What a Part II page may import: its own package, the data, and the book's infrastructure.
+PAGE_IMPORTS = ("diffusion", "data", "config", "artifacts", "benchmark", "check_setup")
+
+
+def _imports(tree):
+    """(module, name, level) of every `from module import name`; (module, None, 0) of `import`."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            yield from ((node.module, a.name, node.level) for a in node.names)
+        elif isinstance(node, ast.Import):
+            yield from ((a.name, None, 0) for a in node.names)
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.glob("*.py")), ids=lambda p: p.name)
+def test_diffusion_modules_export_all_and_import_absolutely(path):
+    tree = ast.parse(path.read_text())
+    module = importlib.import_module(
+        f"tutorial_lib.diffusion.{path.stem}".removesuffix(".__init__")
+    )
+    assert isinstance(getattr(module, "__all__", None), list), f"{path.name} has no __all__"
+    missing = [name for name in module.__all__ if not hasattr(module, name)]
+    assert not missing, f"{path.name}: __all__ names {missing} that do not exist"
+    for source, name, level in _imports(tree):
+        assert level == 0, f"{path.name}: relative import (the package imports absolutely)"
+        if source and source.startswith("tutorial_lib") and name:
+            assert not name.startswith("_"), f"{path.name} imports the private {source}.{name}"
+
+
+def test_part_ii_reexports_are_part_i_objects():
+    from tutorial_lib import diffusion
+    from tutorial_lib.jax_science import sampling
+
+    for name in ["annealed_langevin", "geometric_sigmas", "nearest_mode_fractions"]:
+        assert getattr(diffusion, name) is getattr(sampling, name)
+
+
+def _code_cells(page):
+    """The page's code cells, parsed (an IPython magic line becomes `pass`)."""
+    for cell in re.findall(r"^```\{code-cell\}[^\n]*\n(.*?)^```", page.read_text(), re.M | re.S):
+        lines = cell.splitlines()
+        if lines and lines[0].strip() == "---":  # a YAML block of cell options
+            lines = lines[lines.index("---", 1) + 1 :]
+        while lines and re.match(r"^:[\w-]+:", lines[0]):  # `:tags:` and other options
+            lines = lines[1:]
+        yield ast.parse("\n".join(re.sub(r"^(\s*)%.*", r"\1pass", ln) for ln in lines))
+
+
+@pytest.mark.parametrize(
+    "page", sorted((ROOT / "docs" / "diffusion").glob("*.md")), ids=lambda p: p.stem
+)
+def test_part_ii_pages_import_only_their_library(page):
+    found = set()
+    for source, name, _ in (i for cell in _code_cells(page) for i in _imports(cell)):
+        if source == "tutorial_lib" and name is not None:
+            found.add(name)  # from tutorial_lib import config
+        elif source and source.startswith("tutorial_lib."):
+            found.add(source.split(".")[1])  # from tutorial_lib.diffusion import ...
+    assert found, f"{page.name} imports nothing from tutorial_lib"
+    assert found <= set(PAGE_IMPORTS), f"{page.name} imports {sorted(found - set(PAGE_IMPORTS))}"

@@ -8,8 +8,9 @@ import jax.random as jr
 import numpy as np
 import pytest
 
-from tutorial_lib import sampling
-from tutorial_lib import score_matching as sm
+from tutorial_lib.data import toy
+from tutorial_lib.diffusion import annealed_langevin
+from tutorial_lib.diffusion import score_matching as sm
 
 MU = jnp.array([1.0, -0.5])
 S = 1.5  # data N(MU, S^2 I); its noisy score at level sigma is (MU - x) / (S^2 + sigma^2)
@@ -39,6 +40,12 @@ def test_swiss_roll_is_normalised():
     d = sm.nearest_distance(sm.swiss_roll(jr.key(1), 500, noise=0.0), curve)
     assert float(d.max()) < 0.01
     np.testing.assert_array_equal(sm.swiss_roll(jr.key(2), 10), sm.swiss_roll(jr.key(2), 10))
+
+
+def test_swiss_roll_has_one_owner():
+    # The chapter's roll is the data package's: the same functions, not a copy.
+    assert sm.swiss_roll is toy.swiss_roll and sm.swiss_roll_curve is toy.swiss_roll_curve
+    assert sm.swiss_roll.__module__ == "tutorial_lib.data.toy"
 
 
 def test_swiss_roll_noise_is_the_distance_to_the_curve():
@@ -185,7 +192,7 @@ def test_training_learns_the_noisy_score_of_a_gaussian():
         assert error < tolerance, f"relative error {error:.3f} at sigma = {float(sigma)}"
     # Annealed Langevin with the learned score draws from the last noisy law,
     # N(MU, (S^2 + sigma_L^2) I).
-    x = sampling.annealed_langevin(
+    x = annealed_langevin(
         model, 3.0 * jr.normal(jr.key(9), (2_000, 2)), jr.key(10), sigmas, 0.05, 200
     )
     np.testing.assert_allclose(x.mean(axis=0), MU, atol=0.15)

@@ -7,8 +7,8 @@ import jax.random as jr
 import numpy as np
 import pytest
 
-from tutorial_lib import sampling, sde
 from tutorial_lib.data.toy import example_mixture
+from tutorial_lib.diffusion import LinearSchedule, nearest_mode_fractions, sde
 
 VP = sde.VPSDE(beta_min=0.1, beta_max=20.0)
 VE = sde.VESDE(sigma_min=0.01, sigma_max=10.0)
@@ -60,6 +60,21 @@ def test_closed_forms_and_priors():
         np.testing.assert_allclose(float(s.prior_log_prob(x)), want, rtol=1e-6)
         samples = s.prior_sample(jr.key(0), (50_000, 2))
         np.testing.assert_allclose(samples.std(axis=0), std, rtol=0.02)
+
+
+def test_linear_schedule_is_the_vp_sde():
+    # One implementation of beta(t): DDPM's linear schedule is VPSDE seen through abar = alpha^2.
+    for schedule in [LinearSchedule(), LinearSchedule(beta_min=0.5, beta_max=5.0)]:
+        vp = schedule.sde
+        assert isinstance(vp, sde.VPSDE)
+        assert (vp.beta_min, vp.beta_max) == (schedule.beta_min, schedule.beta_max)
+        t = jnp.linspace(0.0, 1.0, 101)
+        np.testing.assert_array_equal(schedule.alpha_bar(t), jnp.exp(2 * vp.log_mean_coeff(t)))
+        np.testing.assert_allclose(schedule.alpha_bar(t), vp.mean_coeff(t) ** 2, rtol=1e-6)
+    assert (LinearSchedule().beta_min, LinearSchedule().beta_max) == (VP.beta_min, VP.beta_max)
+    # Schedules passed through `jax.jit` as pytrees (their betas traced) still work.
+    traced = jax.jit(lambda s, t: s.alpha_bar(t))(LinearSchedule(), 0.3)
+    np.testing.assert_allclose(traced, LinearSchedule().alpha_bar(0.3), rtol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -190,9 +205,9 @@ def _check_samples_follow(samples, mixture, n):
     assert np.all(np.abs(x.mean(axis=0) - mean) < 4 * std / np.sqrt(n)), (x.mean(axis=0), mean)
     cov_error = np.abs(np.cov(x.T) - cov)
     assert np.all(cov_error < 4 * np.outer(std, std) * np.sqrt(3 / n)), (np.cov(x.T), cov)
-    fractions = sampling.nearest_mode_fractions(x, mixture.means)
+    fractions = nearest_mode_fractions(x, mixture.means)
     # Nearest-mean fractions of the exact mixture, from many exact samples.
-    reference = sampling.nearest_mode_fractions(mixture.sample(jr.key(99), 200_000), mixture.means)
+    reference = nearest_mode_fractions(mixture.sample(jr.key(99), 200_000), mixture.means)
     np.testing.assert_allclose(fractions, reference, atol=4 * 0.5 / np.sqrt(n))
 
 

@@ -6,6 +6,9 @@
 - `ancestral_sample`: DDPM's stochastic reverse chain on any grid of times.
 - `ddim_sample`: DDIM (Song, Meng and Ermon 2021); `eta=0` is deterministic.
 - `ode_sample`: the probability-flow ODE (Song et al. 2021) solved by Diffrax's adaptive Tsit5.
+- Their shared steps, also used by `tutorial_lib.diffusion.inverse`: `batched_eps` (the network
+  on a batch at one time), `predict_x0` (Tweedie's clean-image estimate) and `ancestral_update`
+  (one draw from DDPM's posterior q(x_s | x_t, x0)).
 
 Images are channels first, `(C, H, W)`, in [-1, 1]. The network is any callable
 `eps(x, t, *, key=None)` on one image; batching is `jax.vmap`.
@@ -24,6 +27,28 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from tutorial_lib.diffusion.schedule import NoiseSchedule
+
+__all__ = [
+    "PREDICTIONS",
+    "SAMPLERS",
+    "T_MIN",
+    "EpsModel",
+    "Prediction",
+    "SampleResult",
+    "TrainState",
+    "VPrediction",
+    "ancestral_sample",
+    "ancestral_update",
+    "batched_eps",
+    "ddim_sample",
+    "ddpm_loss",
+    "ema_update",
+    "init_train_state",
+    "make_train_step",
+    "ode_sample",
+    "predict_x0",
+    "time_grid",
+]
 
 EpsModel = Callable[..., Float[Array, "c h w"]]
 Prediction = Literal["eps", "v"]
@@ -205,11 +230,22 @@ def time_grid(steps: int, t_max: float = 1.0) -> Float[Array, " steps+1"]:
     return jnp.linspace(t_max, 0.0, _check_steps(steps) + 1)
 
 
-def _batched_eps(model: EpsModel):
+def batched_eps(model: EpsModel) -> Callable[[Float[Array, "n c h w"], Float[Array, ""]], Array]:
+    """The noise predictor on a batch of images at one shared time: `eps_fn(x, t)` with x of
+    shape `(n, c, h, w)` (no dropout key: the network as used for sampling)."""
     return jax.vmap(lambda x, t: model(x, t), in_axes=(0, None))
 
 
-def _predict_x0(schedule, eps_fn, x, t, clip):
+def predict_x0(
+    schedule: NoiseSchedule,
+    eps_fn: Callable[[Array, Array], Array],
+    x: Float[Array, "*shape"],
+    t: Float[Array, ""],
+    clip: bool,
+) -> tuple[Float[Array, "*shape"], Float[Array, "*shape"]]:
+    """Tweedie's estimate of the clean image, x0_hat = (x_t - sqrt(1 - abar) eps_hat) /
+    sqrt(abar), and the predicted noise. With `clip`, x0_hat is clipped to [-1, 1] and the noise
+    recomputed to match it."""
     a, s = schedule.signal_and_noise(t)
     eps = eps_fn(x, t)
     x0 = (x - s * eps) / a
@@ -224,21 +260,34 @@ def _check_shape(shape):
         raise ValueError(f"image shape must be (channels, height, width), got {shape}")
 
 
-def _ancestral_step(model, schedule, clip, x, inputs):
-    t, s, k = inputs
+def ancestral_update(
+    schedule: NoiseSchedule,
+    x: Float[Array, "*shape"],
+    x0: Float[Array, "*shape"],
+    t: Float[Array, ""],
+    s: Float[Array, ""],
+    key: PRNGKeyArray,
+) -> Float[Array, "*shape"]:
+    """One step of DDPM's reverse chain, from x_t = `x` at time t to a draw of x_s (s < t) from
+    the Gaussian posterior q(x_s | x_t, x0) given the clean-image estimate `x0`."""
     log_at, log_as = schedule.log_alpha_bar(t), schedule.log_alpha_bar(s)
-    x0, _ = _predict_x0(schedule, _batched_eps(model), x, t, clip)
     alpha = jnp.exp(log_at - log_as)  # abar_t / abar_s
     one_m_at, one_m_as = -jnp.expm1(log_at), jnp.maximum(-jnp.expm1(log_as), 0.0)
     mean = (jnp.exp(0.5 * log_as) * (1 - alpha) * x0 + jnp.sqrt(alpha) * one_m_as * x) / one_m_at
     var = one_m_as / one_m_at * (1 - alpha)
-    return mean + jnp.sqrt(var) * jr.normal(k, x.shape), x0
+    return mean + jnp.sqrt(var) * jr.normal(key, x.shape)
+
+
+def _ancestral_step(model, schedule, clip, x, inputs):
+    t, s, k = inputs
+    x0, _ = predict_x0(schedule, batched_eps(model), x, t, clip)
+    return ancestral_update(schedule, x, x0, t, s, k), x0
 
 
 def _ddim_step(model, schedule, eta, clip, x, inputs):
     t, s, k = inputs
     log_at, log_as = schedule.log_alpha_bar(t), schedule.log_alpha_bar(s)
-    x0, eps = _predict_x0(schedule, _batched_eps(model), x, t, clip)
+    x0, eps = predict_x0(schedule, batched_eps(model), x, t, clip)
     one_m_at, one_m_as = -jnp.expm1(log_at), jnp.maximum(-jnp.expm1(log_as), 0.0)
     sigma = eta * jnp.sqrt(one_m_as / one_m_at * -jnp.expm1(log_at - log_as))
     direction = jnp.sqrt(jnp.maximum(one_m_as - sigma**2, 0.0)) * eps
@@ -332,7 +381,7 @@ def _ddim_sample(model, schedule, key, n, shape, steps, eta, clip, keep, x_init)
 
 def _ode_vector_field(model, schedule):
     """dy/du for u = -log sigma_bar (increasing) and y = x / sqrt(abar)."""
-    eps_fn = _batched_eps(model)
+    eps_fn = batched_eps(model)
 
     def vector_field(u, y, args):
         sigma_bar = jnp.exp(-u)
@@ -389,7 +438,7 @@ def _ode_sample(model, schedule, key, n, shape, rtol, atol, t_end, clip, x_init,
     )
     y_end, attempts = sol.ys[-1], sol.stats["num_steps"]
     a1, _ = schedule.signal_and_noise(t_end)
-    x0, _ = _predict_x0(schedule, _batched_eps(model), a1 * y_end, jnp.asarray(t_end), clip)
+    x0, _ = predict_x0(schedule, batched_eps(model), a1 * y_end, jnp.asarray(t_end), clip)
     # Tsit5 is first-same-as-last: 6 new evaluations per step, one at the start, one to denoise.
     nfe = 6 * attempts + 2
     return SampleResult(x0, nfe)

@@ -21,6 +21,25 @@ from tutorial_lib.diffusion.ddpm import SAMPLERS, SampleResult, VPrediction
 from tutorial_lib.diffusion.schedule import NoiseSchedule, make_schedule
 from tutorial_lib.diffusion.unet import UNet
 
+__all__ = [
+    "ARTIFACT",
+    "CONFIGS",
+    "CPU_CONFIG",
+    "GPU_CONFIG",
+    "GalaxyDDPM",
+    "GalaxySplit",
+    "as_noise_predictor",
+    "augmented_batch",
+    "build_unet",
+    "galaxy_split",
+    "pretrained_galaxy_ddpm",
+    "profile_config",
+    "restore",
+    "store",
+    "to_image_space",
+    "to_model_space",
+]
+
 ARTIFACT = "galaxy-ddpm"
 
 # The two configs a shipped model may have; `python -m tutorial_lib.train galaxy-ddpm` trains the
@@ -93,6 +112,7 @@ def profile_config() -> dict[str, Any]:
 
 
 def build_unet(config: dict[str, Any], *, key: PRNGKeyArray | None = None) -> UNet:
+    """The U-Net of a galaxy config, initialised from `key` (default: the config's seed)."""
     u = config["unet"]
     return UNet(
         config["image_size"],
@@ -119,6 +139,9 @@ def as_noise_predictor(net: UNet, config: dict[str, Any]) -> UNet | VPrediction:
 
 @dataclasses.dataclass(frozen=True)
 class GalaxySplit:
+    """The galaxy images of one config, split into training and held-out sets, with their ids
+    and the sha256 of the data they came from."""
+
     train: Float[np.ndarray, "n s s 3"]  # in [0, 1]
     heldout: Float[np.ndarray, "m s s 3"]
     train_ids: list[str]
@@ -211,6 +234,7 @@ def store(model: UNet) -> UNet:
 
 
 def restore(model: UNet) -> UNet:
+    """The shipped float16 weights back in float32, for sampling and training."""
     return jax.tree.map(lambda x: _cast(x, np.float32) if eqx.is_inexact_array(x) else x, model)
 
 

@@ -19,8 +19,29 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from tutorial_lib.diffusion.ddpm import EpsModel, SampleResult, _batched_eps, time_grid
+from tutorial_lib.diffusion.ddpm import (
+    EpsModel,
+    SampleResult,
+    ancestral_update,
+    batched_eps,
+    predict_x0,
+    time_grid,
+)
 from tutorial_lib.diffusion.schedule import NoiseSchedule
+
+__all__ = [
+    "Blur",
+    "Inpainting",
+    "Measurement",
+    "biharmonic_inpaint",
+    "box_mask",
+    "centred",
+    "dps_sample",
+    "gaussian_psf",
+    "psnr",
+    "random_mask",
+    "wiener_deconvolve",
+]
 
 
 class Measurement(eqx.Module):
@@ -103,12 +124,10 @@ def box_mask(size: int, top: int, left: int, height: int, width: int) -> Float[A
 
 def _dps_step(model, schedule, measurement, y, zeta, x, inputs):
     t, s, k = inputs
-    eps_fn = _batched_eps(model)
-    a_t, sd_t = schedule.signal_and_noise(t)
+    eps_fn = batched_eps(model)
 
     def misfit(x):
-        eps = eps_fn(x, t)
-        x0 = (x - sd_t * eps) / a_t
+        x0, eps = predict_x0(schedule, eps_fn, x, t, clip=False)
         residual = y - jax.vmap(measurement)(x0)
         # A sum of per-image norms: the gradient of each term touches only its own image.
         norms = jnp.sqrt(jnp.sum(residual**2, axis=(1, 2, 3)))
@@ -117,11 +136,7 @@ def _dps_step(model, schedule, measurement, y, zeta, x, inputs):
     grad, (x0, _, norms) = jax.grad(misfit, has_aux=True)(x)
     # An ancestral (DDPM) step from the clipped x0 prediction...
     x0c = jnp.clip(x0, -1.0, 1.0)
-    log_at, log_as = schedule.log_alpha_bar(t), schedule.log_alpha_bar(s)
-    alpha = jnp.exp(log_at - log_as)
-    one_m_at, one_m_as = -jnp.expm1(log_at), jnp.maximum(-jnp.expm1(log_as), 0.0)
-    mean = (jnp.exp(0.5 * log_as) * (1 - alpha) * x0c + jnp.sqrt(alpha) * one_m_as * x) / one_m_at
-    x_next = mean + jnp.sqrt(one_m_as / one_m_at * (1 - alpha)) * jr.normal(k, x.shape)
+    x_next = ancestral_update(schedule, x, x0c, t, s, k)
     # ...then a step down the data misfit, of a length set by `zeta` (Chung et al.'s step).
     return x_next - zeta * grad, (x0c, norms)
 

@@ -17,6 +17,22 @@ An image with no flux above its sky gets NaN for the shape statistics.
 import numpy as np
 from scipy import ndimage, stats
 
+__all__ = [
+    "BORDER",
+    "FLUX_FLOOR",
+    "SUMMARY_KEYS",
+    "asymmetry",
+    "background",
+    "colour",
+    "concentration",
+    "ellipticity",
+    "luminance",
+    "nearest_neighbour_distances",
+    "radial_profile",
+    "summaries",
+    "wasserstein_1d",
+]
+
 BORDER = 3  # width in pixels of the frame whose median is the sky level
 FLUX_FLOOR = 1e-3  # summed pixel values; keeps the colour finite when a channel has no flux
 SUMMARY_KEYS = ("colour", "concentration", "asymmetry", "ellipticity")

@@ -4,6 +4,9 @@ A schedule fixes how much of the data survives at time t: x_t = sqrt(abar(t)) x_
 sqrt(1 - abar(t)) eps. DDPM's discrete schedules (Ho et al. 2020; Nichol and Dhariwal 2021) are
 samples of these curves on a grid, which is why one trained network serves the ancestral,
 DDIM and ODE samplers alike.
+
+The linear schedule is the variance-preserving SDE of `tutorial_lib.diffusion.sde.VPSDE`, which
+owns its maths: `LinearSchedule(beta_min, beta_max).sde` is that SDE, and abar(t) = alpha(t)^2.
 """
 
 import abc
@@ -13,6 +16,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
+
+from tutorial_lib.diffusion.sde import VPSDE
+
+__all__ = ["SCHEDULES", "CosineSchedule", "LinearSchedule", "NoiseSchedule", "make_schedule"]
 
 
 class NoiseSchedule(eqx.Module):
@@ -60,14 +67,21 @@ class NoiseSchedule(eqx.Module):
 
 class LinearSchedule(NoiseSchedule):
     """DDPM's linear betas (1e-4 ... 0.02 over 1000 steps) in continuous time (Song et al. 2021):
-    beta(t) = beta_min + t (beta_max - beta_min), log abar(t) = -int_0^t beta."""
+    beta(t) = beta_min + t (beta_max - beta_min), log abar(t) = -int_0^t beta.
 
-    beta_min: float = 0.1
-    beta_max: float = 20.0
+    This is the variance-preserving SDE `VPSDE(beta_min, beta_max)` (same defaults) seen as a
+    schedule: `sde` builds it, and log abar(t) = 2 log alpha(t) = 2 `sde.log_mean_coeff(t)`."""
+
+    beta_min: float = VPSDE.beta_min
+    beta_max: float = VPSDE.beta_max
+
+    @property
+    def sde(self) -> VPSDE:
+        """The variance-preserving SDE whose abar(t) = alpha(t)^2 this schedule is."""
+        return VPSDE(beta_min=self.beta_min, beta_max=self.beta_max)
 
     def log_alpha_bar(self, t):
-        t = jnp.asarray(t, dtype=float)
-        return -(self.beta_min * t + 0.5 * (self.beta_max - self.beta_min) * t**2)
+        return 2 * self.sde.log_mean_coeff(jnp.asarray(t, dtype=float))
 
 
 class CosineSchedule(NoiseSchedule):

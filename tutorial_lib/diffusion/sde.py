@@ -1,31 +1,32 @@
-"""Score-based generative modelling in continuous time (Song et al. 2021), with Diffrax.
+r"""Score-based generative modelling in continuous time (Song et al. 2021), with Diffrax.
 
-A forward SDE :math:`\\mathrm dx = f(x, t)\\,\\mathrm dt + g(t)\\,\\mathrm dW` turns data into
-noise over :math:`t \\in [0, T]`. With an affine drift its transition law is Gaussian,
-:math:`x_t \\mid x_0 \\sim \\mathcal N(\\alpha(t) x_0, \\sigma(t)^2 I)`, so denoising score matching
-applies at every time. Given the score :math:`\\nabla_x \\log p_t`, two processes run from noise
-back to data with the same marginals :math:`p_t`:
+A forward SDE $\mathrm dx = f(x, t)\,\mathrm dt + g(t)\,\mathrm dW$ turns data into
+noise over $t \in [0, T]$. With an affine drift its transition law is Gaussian,
+$x_t \mid x_0 \sim \mathcal N(\alpha(t) x_0, \sigma(t)^2 I)$, so denoising score matching
+applies at every time. Given the score $\nabla_x \log p_t$, two processes run from noise
+back to data with the same marginals $p_t$:
 
-- the reverse-time SDE :math:`\\mathrm dx = [f - g^2 \\nabla_x \\log p_t]\\,\\mathrm dt +
-  g\\,\\mathrm d\\bar W` (Anderson 1982), :func:`reverse_sde_sample`;
-- the probability-flow ODE :math:`\\dot x = f - \\tfrac12 g^2 \\nabla_x \\log p_t`,
-  :func:`probability_flow_sample`, which also gives exact log-likelihoods by the instantaneous
-  change of variables, :func:`log_likelihood`.
+- the reverse-time SDE $\mathrm dx = [f - g^2 \nabla_x \log p_t]\,\mathrm dt +
+  g\,\mathrm d\bar W$ (Anderson 1982), `reverse_sde_sample`;
+- the probability-flow ODE $\dot x = f - \tfrac12 g^2 \nabla_x \log p_t$,
+  `probability_flow_sample`, which also gives exact log-likelihoods by the instantaneous
+  change of variables, `log_likelihood`.
 
 Contents:
 
-- :class:`AbstractSDE` and its two instances :class:`VPSDE` (variance preserving) and
-  :class:`VESDE` (variance exploding): drift, diffusion, the marginal coefficients
-  :math:`\\alpha(t), \\sigma(t)`, the prior at :math:`T`.
-- :func:`simulate_forward`: one Euler–Maruyama path of the forward SDE (Diffrax,
-  ``VirtualBrownianTree``).
-- :func:`marginal_mixture` and :class:`MixtureScore`: for Gaussian-mixture data the noised
-  marginal :math:`p_t` is again a Gaussian mixture, so its score is known exactly.
-- :class:`TimeScoreNet` and :func:`dsm_loss`: a time-conditioned score network and its
-  denoising score matching loss (train it with :func:`tutorial_lib.score_matching.train`).
+- `AbstractSDE` and its two instances `VPSDE` (variance preserving) and
+  `VESDE` (variance exploding): drift, diffusion, the marginal coefficients
+  $\alpha(t), \sigma(t)$, the prior at $T$.
+- `simulate_forward`: one Euler–Maruyama path of the forward SDE (Diffrax,
+  `VirtualBrownianTree`).
+- `marginal_mixture` and `MixtureScore`: for Gaussian-mixture data the noised
+  marginal $p_t$ is again a Gaussian mixture, so its score is known exactly.
+- `TimeScoreNet` and `dsm_loss`: a time-conditioned score network and its
+  denoising score matching loss (train it with
+  `tutorial_lib.diffusion.score_matching.train`).
 
-Every function works on ONE point (``(d,)``) and is meant to be ``jax.vmap``-ed; scores are
-called as ``score(x, t)``.
+Every function works on ONE point (`(d,)`) and is meant to be `jax.vmap`-ed; scores are
+called as `score(x, t)`.
 """
 
 import abc
@@ -70,49 +71,49 @@ Score = Callable[[Float[Array, " d"], Scalar], Float[Array, " d"]]
 
 
 class AbstractSDE(eqx.Module):
-    """A forward SDE ``dx = f(x, t) dt + g(t) dW`` on ``[0, T]`` with affine drift, so that
-    ``x_t | x_0 ~ N(alpha(t) x_0, sigma(t)^2 I)``.
+    """A forward SDE `dx = f(x, t) dt + g(t) dW` on `[0, T]` with affine drift, so that
+    `x_t | x_0 ~ N(alpha(t) x_0, sigma(t)^2 I)`.
 
-    Subclasses define :meth:`drift`, :meth:`diffusion`, :meth:`mean_coeff` (``alpha``),
-    :meth:`marginal_std` (``sigma``) and :meth:`prior_std`; the rest follows from them.
+    Subclasses define `drift`, `diffusion`, `mean_coeff` (`alpha`),
+    `marginal_std` (`sigma`) and `prior_std`; the rest follows from them.
     """
 
     T: eqx.AbstractVar[float]
 
     @abc.abstractmethod
     def drift(self, x: Float[Array, " d"], t: Scalar) -> Float[Array, " d"]:
-        """The drift ``f(x, t)``."""
+        """The drift `f(x, t)`."""
 
     @abc.abstractmethod
     def diffusion(self, t: Scalar) -> Float[Array, ""]:
-        """The (scalar) diffusion coefficient ``g(t)``."""
+        """The (scalar) diffusion coefficient `g(t)`."""
 
     @abc.abstractmethod
     def mean_coeff(self, t: Scalar) -> Float[Array, ""]:
-        """``alpha(t)``: ``E[x_t | x_0] = alpha(t) x_0``."""
+        """`alpha(t)`: `E[x_t | x_0] = alpha(t) x_0`."""
 
     @abc.abstractmethod
     def marginal_std(self, t: Scalar) -> Float[Array, ""]:
-        """``sigma(t)``: the standard deviation of ``x_t | x_0`` in each coordinate."""
+        """`sigma(t)`: the standard deviation of `x_t | x_0` in each coordinate."""
 
     @abc.abstractmethod
     def prior_std(self) -> Float[ArrayLike, ""]:
-        """The standard deviation of the Gaussian prior ``N(0, prior_std^2 I)`` used at ``T``."""
+        """The standard deviation of the Gaussian prior `N(0, prior_std^2 I)` used at `T`."""
 
     def marginal(
         self, x0: Float[Array, " d"], t: Scalar
     ) -> tuple[Float[Array, " d"], Float[Array, ""]]:
-        """Mean and standard deviation of ``x_t`` given ``x_0``."""
+        """Mean and standard deviation of `x_t` given `x_0`."""
         return self.mean_coeff(t) * x0, self.marginal_std(t)
 
     def perturb(
         self, x0: Float[Array, " d"], t: Scalar, z: Float[Array, " d"]
     ) -> Float[Array, " d"]:
-        """A draw of ``x_t | x_0`` from the standard normal ``z``: ``alpha x_0 + sigma z``."""
+        """A draw of `x_t | x_0` from the standard normal `z`: `alpha x_0 + sigma z`."""
         return self.mean_coeff(t) * x0 + self.marginal_std(t) * z
 
     def prior_sample(self, key: PRNGKeyArray, shape: tuple[int, ...]) -> Float[Array, "..."]:
-        """Samples of the prior ``N(0, prior_std^2 I)``, of the given shape (e.g. ``(n, d)``)."""
+        """Samples of the prior `N(0, prior_std^2 I)`, of the given shape (e.g. `(n, d)`)."""
         return self.prior_std() * jr.normal(key, shape)
 
     def prior_log_prob(self, x: Float[Array, " d"]) -> Float[Array, ""]:
@@ -122,17 +123,26 @@ class AbstractSDE(eqx.Module):
         return -0.5 * jnp.sum(x**2) / s**2 - d * jnp.log(s) - 0.5 * d * jnp.log(2 * jnp.pi)
 
 
+def _is_traced(*values) -> bool:
+    """Whether any value is a JAX tracer: parameters built inside `jit` cannot be checked."""
+    return any(isinstance(v, jax.core.Tracer) for v in values)
+
+
 def _check_positive(name, value):
+    if _is_traced(value):
+        return
     if not np.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a positive number, got {value!r}.")
 
 
 class VPSDE(AbstractSDE):
-    """The variance-preserving SDE ``dx = -beta(t) x / 2 dt + sqrt(beta(t)) dW`` with the linear
-    schedule ``beta(t) = beta_min + t (beta_max - beta_min)`` (the continuous-time DDPM).
+    """The variance-preserving SDE `dx = -beta(t) x / 2 dt + sqrt(beta(t)) dW` with the linear
+    schedule `beta(t) = beta_min + t (beta_max - beta_min)` (the continuous-time DDPM).
 
-    ``alpha(t) = exp(-t^2 (beta_max - beta_min) / 4 - t beta_min / 2)``,
-    ``sigma(t)^2 = 1 - alpha(t)^2``; the prior is ``N(0, I)``.
+    `alpha(t) = exp(-B(t) / 2)` with `B(t) = int_0^t beta = t beta_min + t^2 (beta_max -
+    beta_min) / 2`, `sigma(t)^2 = 1 - alpha(t)^2`; the prior is `N(0, I)`. DDPM's
+    `abar(t)` is `alpha(t)^2 = exp(-B(t))`:
+    `tutorial_lib.diffusion.schedule.LinearSchedule` is this SDE seen as a noise schedule.
     """
 
     beta_min: float = 0.1
@@ -142,7 +152,7 @@ class VPSDE(AbstractSDE):
     def __check_init__(self):
         _check_positive("beta_min", self.beta_min)
         _check_positive("T", self.T)
-        if not self.beta_max >= self.beta_min:
+        if not _is_traced(self.beta_min, self.beta_max) and not self.beta_max >= self.beta_min:
             raise ValueError(
                 f"need beta_max >= beta_min, got beta_min={self.beta_min}, "
                 f"beta_max={self.beta_max}."
@@ -157,27 +167,28 @@ class VPSDE(AbstractSDE):
     def diffusion(self, t):
         return jnp.sqrt(self.beta(t))
 
-    def _log_mean_coeff(self, t):
+    def log_mean_coeff(self, t: Scalar) -> Float[Array, ""]:
+        """`log alpha(t) = -B(t) / 2`, with `B(t) = int_0^t beta(s) ds`."""
         return -0.25 * t**2 * (self.beta_max - self.beta_min) - 0.5 * t * self.beta_min
 
     def mean_coeff(self, t):
-        return jnp.exp(self._log_mean_coeff(t))
+        return jnp.exp(self.log_mean_coeff(t))
 
     def marginal_std(self, t):
-        return jnp.sqrt(-jnp.expm1(2 * self._log_mean_coeff(t)))  # accurate for small t
+        return jnp.sqrt(-jnp.expm1(2 * self.log_mean_coeff(t)))  # accurate for small t
 
     def prior_std(self):
         return 1.0
 
 
 class VESDE(AbstractSDE):
-    """The variance-exploding SDE ``dx = g(t) dW`` whose noise level grows geometrically,
-    ``s(t) = sigma_min (sigma_max / sigma_min)^t``, ``g(t) = s(t) sqrt(2 log(sigma_max/sigma_min))``
+    """The variance-exploding SDE `dx = g(t) dW` whose noise level grows geometrically,
+    `s(t) = sigma_min (sigma_max / sigma_min)^t`, `g(t) = s(t) sqrt(2 log(sigma_max/sigma_min))`
     (the continuous-time NCSN).
 
-    ``alpha(t) = 1`` and ``sigma(t)^2 = s(t)^2 - sigma_min^2`` (exact for ``x(0) = x_0``); the
-    prior is ``N(0, sigma(T)^2 I)``, which ignores the data's own spread and so needs
-    ``sigma_max`` much larger than the data.
+    `alpha(t) = 1` and `sigma(t)^2 = s(t)^2 - sigma_min^2` (exact for `x(0) = x_0`); the
+    prior is `N(0, sigma(T)^2 I)`, which ignores the data's own spread and so needs
+    `sigma_max` much larger than the data.
     """
 
     sigma_min: float = 0.01
@@ -187,7 +198,7 @@ class VESDE(AbstractSDE):
     def __check_init__(self):
         _check_positive("sigma_min", self.sigma_min)
         _check_positive("T", self.T)
-        if not self.sigma_max > self.sigma_min:
+        if not _is_traced(self.sigma_min, self.sigma_max) and not self.sigma_max > self.sigma_min:
             raise ValueError(
                 f"need sigma_max > sigma_min, got sigma_min={self.sigma_min}, "
                 f"sigma_max={self.sigma_max}."
@@ -197,7 +208,7 @@ class VESDE(AbstractSDE):
         return jnp.log(self.sigma_max / self.sigma_min)
 
     def noise_level(self, t: Scalar) -> Float[Array, ""]:
-        """``s(t) = sigma_min (sigma_max / sigma_min)^t``."""
+        """`s(t) = sigma_min (sigma_max / sigma_min)^t`."""
         return self.sigma_min * jnp.exp(t * self._log_ratio())
 
     def drift(self, x, t):
@@ -231,11 +242,11 @@ def simulate_forward(
     *,
     n_steps: int = 1000,
 ) -> Float[Array, "times d"]:
-    """ONE path of the forward SDE from ``x0`` at ``t = ts[0]``, saved at the times ``ts``.
+    """ONE path of the forward SDE from `x0` at `t = ts[0]`, saved at the times `ts`.
 
-    Euler–Maruyama (``diffrax.Euler`` on an ODE term plus a control term) with ``n_steps``
-    equal steps over ``[ts[0], ts[-1]]``, driven by a ``diffrax.VirtualBrownianTree`` built from
-    ``key``. ``jax.vmap`` it over keys (and starting points) for many paths.
+    Euler–Maruyama (`diffrax.Euler` on an ODE term plus a control term) with `n_steps`
+    equal steps over `[ts[0], ts[-1]]`, driven by a `diffrax.VirtualBrownianTree` built from
+    `key`. `jax.vmap` it over keys (and starting points) for many paths.
     """
     ts = jnp.asarray(ts)
     t0, t1 = ts[0], ts[-1]
@@ -262,8 +273,8 @@ def simulate_forward(
 
 
 def marginal_mixture(sde: AbstractSDE, mixture: GaussianMixture, t: Scalar) -> GaussianMixture:
-    """The law ``p_t`` of ``x_t`` when ``x_0`` follows ``mixture``: again a Gaussian mixture,
-    with means ``alpha(t) mu_k`` and covariances ``alpha(t)^2 Sigma_k + sigma(t)^2 I``."""
+    """The law `p_t` of `x_t` when `x_0` follows `mixture`: again a Gaussian mixture,
+    with means `alpha(t) mu_k` and covariances `alpha(t)^2 Sigma_k + sigma(t)^2 I`."""
     alpha, std = sde.mean_coeff(t), sde.marginal_std(t)
     eye = jnp.eye(mixture.dim, dtype=mixture.covariances.dtype)
     return GaussianMixture(
@@ -272,12 +283,12 @@ def marginal_mixture(sde: AbstractSDE, mixture: GaussianMixture, t: Scalar) -> G
 
 
 class MixtureScore(eqx.Module):
-    """The exact score ``grad_x log p_t(x)`` of Gaussian-mixture data under ``sde``:
-    ``MixtureScore(sde, mixture)(x, t)`` for ONE point; also :meth:`log_prob`.
+    """The exact score `grad_x log p_t(x)` of Gaussian-mixture data under `sde`:
+    `MixtureScore(sde, mixture)(x, t)` for ONE point; also `log_prob`.
 
-    The same numbers as ``marginal_mixture(sde, mixture, t).score(x)``, but fast: each
-    covariance is diagonalised once, ``Sigma_k = U_k diag(lambda_k) U_k^T``, so that
-    ``alpha^2 Sigma_k + sigma^2 I = U_k diag(alpha^2 lambda_k + sigma^2) U_k^T`` needs no
+    The same numbers as `marginal_mixture(sde, mixture, t).score(x)`, but fast: each
+    covariance is diagonalised once, `Sigma_k = U_k diag(lambda_k) U_k^T`, so that
+    `alpha^2 Sigma_k + sigma^2 I = U_k diag(alpha^2 lambda_k + sigma^2) U_k^T` needs no
     factorisation at each call.
     """
 
@@ -292,7 +303,7 @@ class MixtureScore(eqx.Module):
         self.eigenvalues, self.eigenvectors = jnp.linalg.eigh(mixture.covariances)
 
     def _terms(self, x, t):
-        """Per component: log(weight * density) and the pull ``Sigma_k(t)^{-1} (mean_k(t) - x)``."""
+        """Per component: log(weight * density) and the pull `Sigma_k(t)^{-1} (mean_k(t) - x)`."""
         alpha, std = self.sde.mean_coeff(t), self.sde.marginal_std(t)
         var = alpha**2 * self.eigenvalues + std**2  # (k, d): eigenvalues of the covariances
         diff = alpha * self.mixture.means - x  # (k, d)
@@ -306,7 +317,7 @@ class MixtureScore(eqx.Module):
         return jax.nn.softmax(logits) @ pulls
 
     def log_prob(self, x: Float[Array, " d"], t: Scalar) -> Float[Array, ""]:
-        """``log p_t(x)``, exactly."""
+        """`log p_t(x)`, exactly."""
         return jax.nn.logsumexp(self._terms(x, t)[0])
 
 
@@ -314,14 +325,14 @@ class MixtureScore(eqx.Module):
 
 
 class TimeScoreNet(eqx.Module):
-    """:math:`s_\\theta(x, t) = f_\\theta(x, \\gamma(t)) / \\sigma(t)`, an MLP on the point and a
+    r"""$s_\theta(x, t) = f_\theta(x, \gamma(t)) / \sigma(t)$, an MLP on the point and a
     sinusoidal embedding of the time.
 
-    :math:`\\gamma(t) = (\\sin \\omega_j t, \\cos \\omega_j t)_j` with fixed frequencies
-    :math:`\\omega_j` spaced geometrically from 1 to ``max_frequency`` (not trained), so the MLP
-    can resolve fast changes of the score near ``t = 0``. Dividing by the SDE's marginal
-    standard deviation :math:`\\sigma(t)` gives the output the scale of the true score (compare
-    :class:`tutorial_lib.score_matching.NoiseConditionalScore`).
+    $\gamma(t) = (\sin \omega_j t, \cos \omega_j t)_j$ with fixed frequencies
+    $\omega_j$ spaced geometrically from 1 to `max_frequency` (not trained), so the MLP
+    can resolve fast changes of the score near `t = 0`. Dividing by the SDE's marginal
+    standard deviation $\sigma(t)$ gives the output the scale of the true score (compare
+    `tutorial_lib.diffusion.score_matching.NoiseConditionalScore`).
     """
 
     mlp: eqx.nn.MLP
@@ -358,9 +369,9 @@ def dsm_loss_single(
     t: Scalar,
     z: Float[Array, " d"],
 ) -> Float[Array, ""]:
-    """The denoising score matching loss of ONE data point at time ``t`` with noise ``z``,
-    weighted by ``lambda(t) = sigma(t)^2``: ``0.5 * || sigma(t) score(x_t, t) + z ||^2`` with
-    ``x_t = alpha(t) x0 + sigma(t) z``."""
+    """The denoising score matching loss of ONE data point at time `t` with noise `z`,
+    weighted by `lambda(t) = sigma(t)^2`: `0.5 * || sigma(t) score(x_t, t) + z ||^2` with
+    `x_t = alpha(t) x0 + sigma(t) z`."""
     return 0.5 * jnp.sum((sde.marginal_std(t) * score(sde.perturb(x0, t, z), t) + z) ** 2)
 
 
@@ -372,9 +383,9 @@ def dsm_loss(
     *,
     t_min: float = 1e-3,
 ) -> Float[Array, ""]:
-    """The continuous-time DSM objective on a batch: times uniform on ``[t_min, T]``, fresh
-    noise per point; the mean of :func:`dsm_loss_single`. ``t_min > 0`` avoids the singular
-    score at ``t = 0``."""
+    """The continuous-time DSM objective on a batch: times uniform on `[t_min, T]`, fresh
+    noise per point; the mean of `dsm_loss_single`. `t_min > 0` avoids the singular
+    score at `t = 0`."""
     if np.ndim(x0) != 2:
         raise ValueError(f"x0 must be a batch of shape (n, d), got shape {np.shape(x0)}.")
     if not 0 < t_min < sde.T:
@@ -397,11 +408,11 @@ def reverse_sde_sample(
     t_min: float = 1e-3,
     n_steps: int = 500,
 ) -> Float[Array, " d"]:
-    """Integrate the reverse-time SDE from ``x_T`` at time ``T`` down to ``t_min``: ONE sample.
+    """Integrate the reverse-time SDE from `x_T` at time `T` down to `t_min`: ONE sample.
 
-    In the reversed clock ``s = T - t`` the reverse SDE is an ordinary forward SDE,
-    ``dx = [g(t)^2 score(x, t) - f(x, t)] ds + g(t) dB_s``, solved by Euler–Maruyama with
-    ``n_steps`` equal steps and a ``diffrax.VirtualBrownianTree`` from ``key``.
+    In the reversed clock `s = T - t` the reverse SDE is an ordinary forward SDE,
+    `dx = [g(t)^2 score(x, t) - f(x, t)] ds + g(t) dB_s`, solved by Euler–Maruyama with
+    `n_steps` equal steps and a `diffrax.VirtualBrownianTree` from `key`.
     """
     if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
         raise ValueError(f"n_steps must be a positive int, got {n_steps!r}.")
@@ -426,7 +437,7 @@ def reverse_sde_sample(
 
 
 def _flow(sde: AbstractSDE, score: Score):
-    """The probability-flow vector field ``v(x, t) = f(x, t) - g(t)^2 score(x, t) / 2``."""
+    """The probability-flow vector field `v(x, t) = f(x, t) - g(t)^2 score(x, t) / 2`."""
 
     def v(x, t):
         return sde.drift(x, t) - 0.5 * sde.diffusion(t) ** 2 * score(x, t)
@@ -444,12 +455,12 @@ def probability_flow_sample(
     rtol: float = 1e-5,
     atol: float = 1e-5,
 ) -> tuple[Float[Array, "..."], Int[Array, ""]]:
-    """Solve the probability-flow ODE ``dx/dt = f - g^2 score / 2`` backwards from ``x_T`` at
-    ``T`` to ``t_min``, with Diffrax's adaptive ``Tsit5`` and a ``PIDController``.
+    """Solve the probability-flow ODE `dx/dt = f - g^2 score / 2` backwards from `x_T` at
+    `T` to `t_min`, with Diffrax's adaptive `Tsit5` and a `PIDController`.
 
-    Returns ``(x, num_steps)``: the sample at ``t_min`` (or, if decreasing times ``ts`` are
-    given, the states at those times, ``(len(ts), d)``) and the number of accepted steps
-    (``Tsit5`` evaluates the vector field about 6 times per step).
+    Returns `(x, num_steps)`: the sample at `t_min` (or, if decreasing times `ts` are
+    given, the states at those times, `(len(ts), d)`) and the number of accepted steps
+    (`Tsit5` evaluates the vector field about 6 times per step).
     """
     if not 0 <= t_min < sde.T:
         raise ValueError(f"t_min must lie in [0, T={sde.T}), got {t_min}.")
@@ -476,7 +487,7 @@ def probability_flow_sample(
 def divergence_exact(
     v: Callable[[Float[Array, " d"]], Float[Array, " d"]], x: Float[Array, " d"]
 ) -> Float[Array, ""]:
-    """``div v(x) = trace(dv/dx)``, from the full Jacobian (``jax.jacfwd``; d forward passes)."""
+    """`div v(x) = trace(dv/dx)`, from the full Jacobian (`jax.jacfwd`; d forward passes)."""
     return jnp.trace(jax.jacfwd(v)(x))
 
 
@@ -485,7 +496,7 @@ def divergence_hutchinson(
     x: Float[Array, " d"],
     probe: Float[Array, " d"],
 ) -> Float[Array, ""]:
-    """Hutchinson's estimate ``probe^T (dv/dx) probe`` of ``div v(x)``: one Jacobian-vector
+    """Hutchinson's estimate `probe^T (dv/dx) probe` of `div v(x)`: one Jacobian-vector
     product. Unbiased when the probe has mean 0 and identity covariance (Rademacher or
     standard normal)."""
     _, jvp = jax.jvp(v, (x,), (probe,))
@@ -495,8 +506,8 @@ def divergence_hutchinson(
 def probe_vectors(
     key: PRNGKeyArray, shape: tuple[int, ...], kind: str = "rademacher"
 ) -> Float[Array, "..."]:
-    """Probe vectors for :func:`divergence_hutchinson`: random signs ``±1`` (``"rademacher"``,
-    the lower-variance choice) or standard normal draws (``"gaussian"``)."""
+    """Probe vectors for `divergence_hutchinson`: random signs `±1` (`"rademacher"`,
+    the lower-variance choice) or standard normal draws (`"gaussian"`)."""
     if kind == "rademacher":
         return jr.rademacher(key, shape, dtype=jnp.float32)
     if kind == "gaussian":
@@ -505,16 +516,16 @@ def probe_vectors(
 
 
 class Likelihood(NamedTuple):
-    """What :func:`log_likelihood` returns for one point ``x``."""
+    """What `log_likelihood` returns for one point `x`."""
 
     log_prob: Float[Array, ""]
-    """``log p_{t_min}(x) = prior_log_prob(x_T) + divergence_integral``."""
+    """`log p_{t_min}(x) = prior_log_prob(x_T) + divergence_integral`."""
     x_T: Float[Array, " d"]
-    """Where the probability-flow ODE takes ``x`` at time ``T`` (its latent code)."""
+    """Where the probability-flow ODE takes `x` at time `T` (its latent code)."""
     divergence_integral: Float[Array, ""]
-    """``integral_{t_min}^T div v(x_t, t) dt`` (exact, or Hutchinson's estimate)."""
+    """`integral_{t_min}^T div v(x_t, t) dt` (exact, or Hutchinson's estimate)."""
     num_steps: Int[Array, ""]
-    """The number of accepted ``Tsit5`` steps."""
+    """The number of accepted `Tsit5` steps."""
 
 
 def log_likelihood(
@@ -528,18 +539,20 @@ def log_likelihood(
     rtol: float = 1e-5,
     atol: float = 1e-5,
 ) -> Likelihood:
-    """``log p_{t_min}(x)`` of ONE point through the probability-flow ODE.
+    r"""`log p_{t_min}(x)` of ONE point through the probability-flow ODE.
 
-    Along a solution of ``dx/dt = v(x, t)`` the log-density changes by the instantaneous change
-    of variables ``d log p_t(x_t) / dt = -div v(x_t, t)`` (Chen et al. 2018), so
+    Along a solution of `dx/dt = v(x, t)` the log-density changes by the instantaneous change
+    of variables `d log p_t(x_t) / dt = -div v(x_t, t)` (Chen et al. 2018), so
 
-        ``log p_{t_min}(x) = log p_T(x_T) + integral_{t_min}^T div v(x_t, t) dt``.
+    $$
+    \log p_{t_\min}(x) = \log p_T(x_T) + \int_{t_\min}^T \nabla \cdot v(x_t, t)\, \mathrm dt.
+    $$
 
-    The state ``(x_t, integral)`` is integrated forwards from ``t_min`` to ``T`` with ``Tsit5``
-    and a ``PIDController``. The divergence is exact (``probe=None``, via the Jacobian) or
-    Hutchinson's estimate with the given ``probe`` vector, fixed along the path (Grathwohl et
-    al. 2019). ``log p_T`` is ``sde.prior_log_prob`` unless ``prior_log_prob`` is given; the
-    result also holds ``x_T`` and the integral, to combine with another prior without solving
+    The state `(x_t, integral)` is integrated forwards from `t_min` to `T` with `Tsit5`
+    and a `PIDController`. The divergence is exact (`probe=None`, via the Jacobian) or
+    Hutchinson's estimate with the given `probe` vector, fixed along the path (Grathwohl et
+    al. 2019). `log p_T` is `sde.prior_log_prob` unless `prior_log_prob` is given; the
+    result also holds `x_T` and the integral, to combine with another prior without solving
     again.
     """
     if not 0 <= t_min < sde.T:

@@ -13,6 +13,16 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
+__all__ = [
+    "ResBlock",
+    "SelfAttention",
+    "UNet",
+    "Upsample",
+    "conv",
+    "count_parameters",
+    "sinusoidal_embedding",
+]
+
 
 def sinusoidal_embedding(
     t: Float[Array, ""], dim: int, scale: float = 1000.0
@@ -54,6 +64,10 @@ def _dropout(x, rate: float, key):
 
 
 class ResBlock(eqx.Module):
+    """Two 3x3 convolutions, each after group normalisation and SiLU, with the projected time
+    embedding added in between, dropout before the second, and a residual connection (a 1x1
+    convolution when the channel count changes). Starts as the identity."""
+
     norm1: eqx.nn.GroupNorm
     conv1: eqx.nn.Conv2d
     time_proj: eqx.nn.Linear
@@ -83,6 +97,9 @@ class ResBlock(eqx.Module):
 
 
 class SelfAttention(eqx.Module):
+    """Multi-head self-attention over the pixels of one feature map (each pixel a token), after
+    group normalisation, with a residual connection. Starts as the identity."""
+
     norm: eqx.nn.GroupNorm
     attention: eqx.nn.MultiheadAttention
 
@@ -101,6 +118,8 @@ class SelfAttention(eqx.Module):
 
 
 class Upsample(eqx.Module):
+    """Nearest-neighbour upsampling by 2, then a 3x3 convolution."""
+
     conv: eqx.nn.Conv2d
 
     def __init__(self, channels: int, *, key):
@@ -249,4 +268,7 @@ class UNet(eqx.Module):
 
 
 def count_parameters(model: eqx.Module) -> int:
+    """The number of trainable numbers in `model`: the total element count of its
+    floating-point (inexact) array leaves, weights and biases alike. Integer and boolean
+    arrays and non-array fields (sizes, flags, activations) are not counted."""
     return sum(x.size for x in jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array)))
