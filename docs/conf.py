@@ -60,6 +60,8 @@ nitpick_ignore_regex = [
     ("py:class", r".*\[.*"),
     # Type variables of generic signatures (`pick(cpu: Value, gpu: Value) -> Value`).
     ("py:class", r"tutorial_lib\..*\.Value"),
+    # NumPy documents its typing aliases as data, which a class reference does not find.
+    ("py:class", r"numpy\.typing\..*"),
 ]
 
 # The .ipynb files are jupytext pairs of the .md pages: committed for Colab/Binder, never built.

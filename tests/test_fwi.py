@@ -96,8 +96,9 @@ def test_bad_input_is_refused(survey, models):
         fwi.forward(background[:-1], survey)
     with pytest.raises(ValueError, match="max_velocity"):
         fwi.forward(background * 3, survey)
+    observed = jnp.zeros((len(survey.sources), len(survey.wavelet), len(survey.receivers)))
     with pytest.raises(ValueError, match="divide"):
-        fwi.invert(background, None, survey, iterations=1, coarsening=5)
+        fwi.invert(background, observed, survey, iterations=1, coarsening=5)
     with pytest.raises(ValueError, match="geometry"):
         fwi.make_survey(N, geometry="circle")
     with pytest.raises(ValueError, match="too small"):

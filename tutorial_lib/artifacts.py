@@ -61,7 +61,7 @@ WEIGHTS_FILE = "weights.eqx"
 FORMAT_VERSION = 1
 MAX_SHIPPED_BYTES = 8 * 2**20
 
-T = TypeVar("T")
+Value = TypeVar("Value")
 
 
 class ArtifactError(DataError):
@@ -305,8 +305,8 @@ def config_differences(
 
 
 def load_artifact(
-    name: str, like: T, *, config: Mapping[str, Any], root: str | os.PathLike | None = None
-) -> tuple[T, dict[str, Any]]:
+    name: str, like: Value, *, config: Mapping[str, Any], root: str | os.PathLike | None = None
+) -> tuple[Value, dict[str, Any]]:
     """Load artifact `name` into the structure of `like`; returns `(tree, metadata)`.
 
     `like` is a pytree of the right structure, shapes and dtypes (e.g. a freshly initialised

@@ -24,7 +24,7 @@ PROFILES = ("cpu", "gpu")
 _ACCELERATORS = ("gpu", "cuda", "rocm", "tpu", "METAL")
 
 Profile = Literal["cpu", "gpu"]
-T = TypeVar("T")
+Value = TypeVar("Value")
 
 
 def profile() -> Profile:
@@ -40,7 +40,7 @@ def profile() -> Profile:
     )
 
 
-def pick(*, cpu: T, gpu: T, profile: Profile | None = None) -> T:
+def pick(*, cpu: Value, gpu: Value, profile: Profile | None = None) -> Value:
     """Return `cpu` or `gpu` according to the profile in force (or the one given).
 
     >>> n_steps = pick(cpu=500, gpu=5_000)  # doctest: +SKIP

@@ -16,7 +16,7 @@ from ._fetch import (
     file_sha256,
 )
 from ._paths import OFFLINE_ENV, cache_dir, data_root, offline
-from ._registry import DATASETS, FileSpec, dataset_files, registry
+from ._registry import DATASETS, Dataset, FileSpec, dataset_files, registry
 from .augment import all_dihedral, dihedral, random_dihedral
 from .fasta import AMINO_ACIDS, PROTEIN_ALPHABET, FastaRecord, format_fasta, parse_fasta, read_fasta
 from .galaxies import (
@@ -61,6 +61,7 @@ __all__ = [
     "ChecksumError",
     "DataError",
     "DataRootError",
+    "Dataset",
     "DatasetStatus",
     "DownloadError",
     "FastaRecord",

@@ -45,14 +45,15 @@ def _normalise(t: Float[Array, " n"]) -> Float[Array, "n 2"]:
     return (curve - jnp.asarray(mean, jnp.float32)) / scale
 
 
-def swiss_roll(key: PRNGKeyArray, n: int, *, noise: float = 0.05) -> Float[Array, "n 2"]:
+def swiss_roll(key: PRNGKeyArray, n: object, *, noise: float = 0.05) -> Float[Array, "n 2"]:
     r"""`n` points of the 2-D Swiss roll (a spiral), centred and scaled to unit variance.
 
     The curve is $(t \cos t, t \sin t)$ with $t \sim U[1.5\pi, 4.5\pi]$ (one and a
     half turns). It is shifted by its exact mean and divided by its exact root-mean-square
     standard deviation, so the noise-free roll has mean 0 and variance 1 averaged over the two
     coordinates (the same scale in both, so the spiral keeps its shape); then Gaussian noise of
-    standard deviation `noise` is added. The arms are about 0.9 apart.
+    standard deviation `noise` is added. The arms are about 0.9 apart. `n` must be a positive
+    int and `noise` non-negative, or a `ValueError` says so.
     """
     n = _check_count("n", n)
     if not np.isfinite(noise) or noise < 0:

@@ -52,6 +52,8 @@ __all__ = [
 
 EpsModel = Callable[..., Float[Array, "c h w"]]
 Prediction = Literal["eps", "v"]
+"""The network targets `ddpm_loss` and `make_train_step` know; they take `prediction` as any
+`str` and raise a `ValueError` for another one."""
 T_MIN = 1e-3
 PREDICTIONS = ("eps", "v")
 
@@ -68,7 +70,7 @@ def ddpm_loss(
     key: PRNGKeyArray,
     *,
     dropout: bool = True,
-    prediction: Prediction = "eps",
+    prediction: str = "eps",
 ) -> Float[Array, ""]:
     """Mean squared error of the network's prediction, t ~ U(T_MIN, 1).
 
@@ -155,7 +157,7 @@ def make_train_step(
     *,
     ema_decay: float = 0.999,
     steps_per_call: int = 1,
-    prediction: Prediction = "eps",
+    prediction: str = "eps",
 ):
     """A jitted `train_step(data, state, key) -> (state, mean_loss)` running `steps_per_call`
     optimiser steps under `lax.scan`. `prepare(key, data)` draws and augments one batch;
@@ -225,7 +227,7 @@ def _check_steps(steps: Any) -> Any:
     return _positive_int("steps", steps, "need at least one sampling step")
 
 
-def time_grid(steps: int, t_max: float = 1.0) -> Float[Array, " steps+1"]:
+def time_grid(steps: int, t_max: float = 1.0) -> Float[Array, " {steps}+1"]:
     """`steps + 1` times from t_max down to 0 (uniform in t)."""
     return jnp.linspace(t_max, 0.0, _check_steps(steps) + 1)
 
@@ -321,16 +323,18 @@ def ancestral_sample(
     model: EpsModel,
     schedule: NoiseSchedule,
     key: PRNGKeyArray,
-    n: int,
-    shape: tuple[int, int, int],
+    n: object,
+    shape: tuple[int, ...],
     *,
-    steps: int = 1000,
+    steps: object = 1000,
     clip: bool = True,
     keep: int = 0,
 ) -> SampleResult:
     """DDPM's reverse chain x_t -> x_s through the Gaussian posterior q(x_s | x_t, x0_hat).
 
     `keep > 0` also returns `keep` evenly spaced x0 predictions (the denoising trajectory).
+    `n` images of `shape = (channels, height, width)` are drawn; `n` and `steps` are positive
+    ints (NumPy integers too, and `steps` may be traced), anything else a `ValueError`.
     """
     _check_shape(shape)
     n, steps = _positive_int("n", n, "the number of samples"), _check_steps(steps)
@@ -350,10 +354,10 @@ def ddim_sample(
     model: EpsModel,
     schedule: NoiseSchedule,
     key: PRNGKeyArray,
-    n: int,
-    shape: tuple[int, int, int],
+    n: object,
+    shape: tuple[int, ...],
     *,
-    steps: int = 50,
+    steps: object = 50,
     eta: float = 0.0,
     clip: bool = True,
     keep: int = 0,
@@ -363,6 +367,7 @@ def ddim_sample(
 
     `eta=0` is deterministic (an Euler step of the probability-flow ODE in the variables
     x / sqrt(abar) and sqrt((1 - abar) / abar)); `eta=1` matches DDPM's posterior variance.
+    `n`, `shape` and `steps` are checked as in `ancestral_sample`.
     """
     _check_shape(shape)
     n, steps = _positive_int("n", n, "the number of samples"), _check_steps(steps)
@@ -396,8 +401,8 @@ def ode_sample(
     model: EpsModel,
     schedule: NoiseSchedule,
     key: PRNGKeyArray,
-    n: int,
-    shape: tuple[int, int, int],
+    n: object,
+    shape: tuple[int, ...],
     *,
     rtol: float = 1e-3,
     atol: float = 1e-3,
@@ -411,6 +416,7 @@ def ode_sample(
     In y = x / sqrt(abar) and u = -log sigma_bar the ODE is dy/du = -sigma_bar * eps(x, t):
     smooth and free of the stiff drift term, so an adaptive solver takes few steps. The
     solve runs from t=1 to `t_end`, then one last x0 prediction denoises the result.
+    `n` and `shape` are checked as in `ancestral_sample`.
     """
     _check_shape(shape)
     n = _positive_int("n", n, "the number of samples")

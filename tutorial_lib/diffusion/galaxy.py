@@ -7,7 +7,7 @@ keep the artifact small and cast back to float32 on load).
 
 import dataclasses
 import hashlib
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import equinox as eqx
 import jax
@@ -28,6 +28,7 @@ __all__ = [
     "GPU_CONFIG",
     "GalaxyDDPM",
     "GalaxySplit",
+    "ImageNoisePredictor",
     "as_noise_predictor",
     "augmented_batch",
     "build_unet",
@@ -185,6 +186,23 @@ def augmented_batch(key: PRNGKeyArray, images: Float[Array, "n s s 3"], batch_si
 # ----- the pretrained model ---------------------------------------------------------------
 
 
+@runtime_checkable
+class ImageNoisePredictor(Protocol):
+    """What `GalaxyDDPM` samples with: a noise predictor `eps(x, t, *, key=None)` for images
+    `(channels, image_size, image_size)` that knows that shape. A `UNet` trained on eps is one,
+    and so is `VPrediction` (a v-network seen as a noise predictor)."""
+
+    @property
+    def image_size(self) -> int: ...
+
+    @property
+    def channels(self) -> int: ...
+
+    def __call__(
+        self, x: Float[Array, "c h w"], t: Float[Array, ""], *, key: PRNGKeyArray | None = None
+    ) -> Float[Array, "c h w"]: ...
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class GalaxyDDPM:
     """A trained galaxy diffusion model: `.sample(key, n)` -> `(n, size, size, 3)` in [0, 1].
@@ -193,7 +211,7 @@ class GalaxyDDPM:
     statistics that need more samples than a CPU page can afford to draw.
     """
 
-    model: UNet | VPrediction  # a noise predictor eps(x, t), whatever the network predicts
+    model: ImageNoisePredictor  # eps(x, t), whatever the network predicts (UNet, VPrediction)
     schedule: NoiseSchedule
     reference_samples: Float[np.ndarray, "k s s 3"]
     metadata: dict
@@ -203,16 +221,17 @@ class GalaxyDDPM:
         return self.model.image_size
 
     def sample(
-        self, key: PRNGKeyArray, n: int, *, sampler: str = "ddim", steps: int = 100, **kwargs
-    ) -> Float[Array, "n s s 3"]:
+        self, key: PRNGKeyArray, n: object, *, sampler: str = "ddim", steps: object = 100, **kwargs
+    ) -> Float[Array, "{n} s s 3"]:
         """`n` new galaxies. Default: deterministic DDIM with 100 steps; `sampler` may be
-        'ddpm' (ancestral, `steps` network calls), 'ddim' or 'ode' (adaptive Tsit5)."""
+        'ddpm' (ancestral, `steps` network calls), 'ddim' or 'ode' (adaptive Tsit5). `n` and
+        `steps` are positive ints (NumPy integers too); anything else raises a `ValueError`."""
         return to_image_space(
             self.sample_with_info(key, n, sampler=sampler, steps=steps, **kwargs).images
         )
 
     def sample_with_info(
-        self, key: PRNGKeyArray, n: int, *, sampler: str = "ddim", steps: int = 100, **kwargs
+        self, key: PRNGKeyArray, n: object, *, sampler: str = "ddim", steps: object = 100, **kwargs
     ) -> SampleResult:
         """Like `sample`, returning the raw `SampleResult` (model space, NFE, trajectory)."""
         # `n` and `steps` are checked by the samplers themselves.

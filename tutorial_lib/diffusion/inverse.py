@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from tutorial_lib.diffusion.ddpm import (
     EpsModel,
@@ -99,7 +99,7 @@ def gaussian_psf(size: int, fwhm: float) -> Float[Array, "size size"]:
     return jnp.asarray(psf / psf.sum(), dtype=jnp.float32)
 
 
-def centred(psf: Float[Array, "h w"]) -> Float[Array, "h w"]:
+def centred(psf: Float[ArrayLike, "h w"]) -> Float[Array, "h w"]:
     """The PSF with its peak moved from pixel (0, 0) to the centre, for plotting and for
     libraries that expect it there."""
     return jnp.fft.fftshift(psf)
@@ -150,7 +150,7 @@ def dps_sample(
     model: EpsModel,
     schedule: NoiseSchedule,
     measurement: Measurement,
-    y: Float[Array, "n c h w"],
+    y: Float[Array, "..."],
     key: PRNGKeyArray,
     *,
     steps: int = 200,
@@ -162,7 +162,8 @@ def dps_sample(
     Each of the `steps` reverse steps costs one network evaluation and its gradient (about
     three evaluations). `zeta` weighs the data against the prior: too small and the result
     ignores y, too large and it over-fits the noise. Returns the final images (model space)
-    and, with `keep > 0`, that many x0 predictions along the way.
+    and, with `keep > 0`, that many x0 predictions along the way. `y` is a batch
+    `(n, c, h, w)`; a single image raises a `ValueError`.
     """
     if y.ndim != 4:
         raise ValueError(f"y must be a batch of observations (n, c, h, w), got shape {y.shape}")
@@ -186,7 +187,7 @@ def dps_sample(
 
 
 def wiener_deconvolve(
-    y: Float[np.ndarray, "c h w"], psf: Float[np.ndarray, "h w"], balance: float
+    y: Float[ArrayLike, "c h w"], psf: Float[ArrayLike, "h w"], balance: float
 ) -> Float[np.ndarray, "c h w"]:
     """Wiener(-Hunt) deconvolution of each channel (scikit-image), with a Laplacian
     regulariser of weight `balance` (larger = smoother)."""
@@ -197,7 +198,7 @@ def wiener_deconvolve(
 
 
 def biharmonic_inpaint(
-    y: Float[np.ndarray, "c h w"], mask: Float[np.ndarray, "h w"]
+    y: Float[ArrayLike, "c h w"], mask: Float[ArrayLike, "h w"]
 ) -> Float[np.ndarray, "c h w"]:
     """Fill the lost pixels with the smoothest (biharmonic) surface through the kept ones."""
     from skimage.restoration import inpaint_biharmonic
@@ -208,9 +209,10 @@ def biharmonic_inpaint(
 
 
 def psnr(
-    estimate: Float[np.ndarray, "... c h w"], truth: Float[np.ndarray, "... c h w"]
-) -> np.ndarray:
-    """Peak signal-to-noise ratio in dB for images in [0, 1] (per image; higher is better)."""
+    estimate: Float[ArrayLike, "*batch c h w"], truth: Float[ArrayLike, "*batch c h w"]
+) -> Float[np.ndarray, "*batch"] | np.floating:
+    """Peak signal-to-noise ratio in dB for images in [0, 1] (per image, a NumPy scalar for
+    one image; higher is better)."""
     estimate, truth = np.asarray(estimate), np.asarray(truth)
     mse = np.mean((np.clip(estimate, 0, 1) - truth) ** 2, axis=(-3, -2, -1))
     return 10 * np.log10(1.0 / np.maximum(mse, 1e-12))

@@ -104,12 +104,13 @@ def luminance(images) -> np.ndarray:
     return np.clip((x - background(x)[:, None, None, :]).mean(axis=-1), 0.0, None)
 
 
-def radial_profile(images, n_bins: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def radial_profile(images, n_bins: object = None) -> tuple[np.ndarray, np.ndarray]:
     """Azimuthally averaged luminance about the centroid, in unit-width radius bins.
 
     Bin k holds the pixels whose centres lie at distance [k, k + 1) from the flux-weighted
     centroid of the central half of the image. Returns the bin centres `radii` `(n_bins,)` and
-    the profiles `(n, n_bins)`; `n_bins` defaults to s // 2 and an empty bin is NaN.
+    the profiles `(n, n_bins)`; `n_bins`, a positive integer (anything else raises a
+    `ValueError`), defaults to s // 2, and an empty bin is NaN.
     """
     lum = luminance(images)
     n, s, _ = lum.shape

@@ -26,25 +26,26 @@ class NoiseSchedule(eqx.Module):
     """Interface: `log_alpha_bar(t)`, decreasing from 0 at t=0 to very negative at t=1."""
 
     @abc.abstractmethod
-    def log_alpha_bar(self, t: Float[ArrayLike, ""]) -> Float[Array, ""]:
-        """log abar(t), the log of the signal variance kept at time t."""
+    def log_alpha_bar(self, t: Float[ArrayLike, "*t"]) -> Float[Array, "*t"]:
+        """log abar(t), the log of the signal variance kept at time t (every method of a
+        schedule acts elementwise on an array of times)."""
 
-    def alpha_bar(self, t: Float[ArrayLike, ""]) -> Float[Array, ""]:
+    def alpha_bar(self, t: Float[ArrayLike, "*t"]) -> Float[Array, "*t"]:
         return jnp.exp(self.log_alpha_bar(t))
 
     def signal_and_noise(
-        self, t: Float[ArrayLike, ""]
-    ) -> tuple[Float[Array, ""], Float[Array, ""]]:
+        self, t: Float[ArrayLike, "*t"]
+    ) -> tuple[Float[Array, "*t"], Float[Array, "*t"]]:
         """(sqrt(abar), sqrt(1 - abar)) at time t, computed stably for abar near 1."""
         log_a = self.log_alpha_bar(t)
         return jnp.exp(0.5 * log_a), jnp.sqrt(-jnp.expm1(log_a))
 
-    def noise_to_signal(self, t: Float[ArrayLike, ""]) -> Float[Array, ""]:
+    def noise_to_signal(self, t: Float[ArrayLike, "*t"]) -> Float[Array, "*t"]:
         """sigma_bar(t) = sqrt((1 - abar) / abar): the noise level of x_t / sqrt(abar)."""
         log_a = self.log_alpha_bar(t)
         return jnp.sqrt(jnp.expm1(-log_a))
 
-    def time_of_noise_to_signal(self, sigma_bar: Float[ArrayLike, ""]) -> Float[Array, ""]:
+    def time_of_noise_to_signal(self, sigma_bar: Float[ArrayLike, "*t"]) -> Float[Array, "*t"]:
         """Inverse of `noise_to_signal`, by bisection (every schedule here is monotone)."""
         target = jnp.log1p(jnp.square(jnp.asarray(sigma_bar, dtype=float)))  # = -log abar
 
@@ -58,9 +59,10 @@ class NoiseSchedule(eqx.Module):
         return 0.5 * (lo + hi)
 
     def add_noise(
-        self, x0: Float[Array, "*shape"], eps: Float[Array, "*shape"], t: Float[ArrayLike, ""]
-    ) -> Float[Array, "*shape"]:
-        """Sample of q(x_t | x_0) given the standard normal draw `eps`."""
+        self, x0: Float[Array, "*#shape"], eps: Float[Array, "*#shape"], t: Float[ArrayLike, ""]
+    ) -> Float[Array, "*#shape"]:
+        """Sample of q(x_t | x_0) given the standard normal draw `eps` (`x0` and `eps`
+        broadcast against each other)."""
         a, s = self.signal_and_noise(t)
         return a * x0 + s * eps
 
@@ -72,8 +74,8 @@ class LinearSchedule(NoiseSchedule):
     This is the variance-preserving SDE `VPSDE(beta_min, beta_max)` (same defaults) seen as a
     schedule: `sde` builds it, and log abar(t) = 2 log alpha(t) = 2 `sde.log_mean_coeff(t)`."""
 
-    beta_min: float = VPSDE.beta_min
-    beta_max: float = VPSDE.beta_max
+    beta_min: float | Float[Array, ""] = VPSDE.beta_min  # a traced array inside `jit`
+    beta_max: float | Float[Array, ""] = VPSDE.beta_max
 
     @property
     def sde(self) -> VPSDE:

@@ -40,20 +40,23 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
+import numpy.typing as npt
 import optax
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree
 
-from tutorial_lib.data.toy import swiss_roll, swiss_roll_curve
+# The data of the chapter, owned by `tutorial_lib.data.toy`; re-exported for the page's `sm.`
+# calls, not documented here (the reference lists them once, under `tutorial_lib.data`).
+from tutorial_lib.data.toy import swiss_roll as swiss_roll
+from tutorial_lib.data.toy import swiss_roll_curve as swiss_roll_curve
 
 __all__ = [
     "NoiseConditionalScore",
+    "NoisyScore",
     "dsm_loss",
     "dsm_loss_single",
     "empirical_noised_score",
     "make_optimiser",
     "nearest_distance",
-    "swiss_roll",
-    "swiss_roll_curve",
     "swiss_roll_score",
     "train",
 ]
@@ -128,12 +131,16 @@ def _check_sigmas(sigmas) -> None:
 
 def dsm_loss(
     score: NoisyScore,
-    x: Float[Array, "n d"],
+    x: Float[Array, "..."],
     key: PRNGKeyArray,
-    sigmas: Float[ArrayLike, " n_levels"],
+    sigmas: npt.ArrayLike,
 ) -> Float[Array, ""]:
     """The NCSN objective on a batch: each point gets a noise level drawn uniformly from
-    `sigmas` and its own Gaussian noise; the result is the mean of `dsm_loss_single`."""
+    `sigmas` and its own Gaussian noise; the result is the mean of `dsm_loss_single`.
+
+    `x` is `(n, d)` and `sigmas` a non-empty 1-D array (or list) of positive levels; other
+    inputs raise a `ValueError` saying what is wrong.
+    """
     _check_batch(x)
     _check_sigmas(sigmas)
     sigmas = jnp.asarray(sigmas, x.dtype)
@@ -187,14 +194,14 @@ def _train_chunk(params, static, opt_state, data, keys, loss_fn, batch_size, opt
 def train(
     loss_fn: Callable[[PyTree, Float[Array, "batch d"], PRNGKeyArray], Float[Array, ""]],
     model: PyTree,
-    data: Float[ArrayLike, "n d"],
+    data: Float[ArrayLike, "..."],
     key: PRNGKeyArray,
     *,
-    steps: int,
-    batch_size: int = 256,
+    steps: object,
+    batch_size: object = 256,
     learning_rate: float = 3e-3,
-    chunk: int = 500,
-) -> tuple[PyTree, Float[np.ndarray, " steps"]]:
+    chunk: object = 500,
+) -> tuple[PyTree, Float[np.ndarray, " {steps}"]]:
     """Train `model` by minimising `loss_fn(model, batch, key)` over random minibatches.
 
     Each step draws `batch_size` rows of `data` (with replacement) and a fresh key for the
@@ -202,6 +209,9 @@ def train(
     `jax.lax.scan`, `chunk` at a time, so Python is entered only once per chunk. The
     same key gives the same model. `loss_fn` must be hashable (a plain function, or a
     `functools.partial` of one): it is compiled once and reused.
+
+    `data` is `(n, d)`; `steps`, `batch_size` and `chunk` are positive ints. Other values
+    raise a `ValueError` saying which.
 
     Returns:
         The trained model and the loss at every step (NumPy, shape `(steps,)`).

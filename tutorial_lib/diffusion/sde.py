@@ -50,6 +50,8 @@ __all__ = [
     "AbstractSDE",
     "Likelihood",
     "MixtureScore",
+    "Scalar",
+    "Score",
     "TimeScoreNet",
     "divergence_exact",
     "divergence_hutchinson",
@@ -85,16 +87,17 @@ class AbstractSDE(eqx.Module):
         """The drift `f(x, t)`."""
 
     @abc.abstractmethod
-    def diffusion(self, t: Scalar) -> Float[Array, ""]:
-        """The (scalar) diffusion coefficient `g(t)`."""
+    def diffusion(self, t: Float[ArrayLike, "*t"]) -> Float[Array, "*t"]:
+        """The (scalar) diffusion coefficient `g(t)` (elementwise for an array of times)."""
 
     @abc.abstractmethod
-    def mean_coeff(self, t: Scalar) -> Float[Array, ""]:
-        """`alpha(t)`: `E[x_t | x_0] = alpha(t) x_0`."""
+    def mean_coeff(self, t: Float[ArrayLike, "*t"]) -> Float[Array, "*t"]:
+        """`alpha(t)`: `E[x_t | x_0] = alpha(t) x_0` (elementwise for an array of times)."""
 
     @abc.abstractmethod
-    def marginal_std(self, t: Scalar) -> Float[Array, ""]:
-        """`sigma(t)`: the standard deviation of `x_t | x_0` in each coordinate."""
+    def marginal_std(self, t: Float[ArrayLike, "*t"]) -> Float[Array, "*t"]:
+        """`sigma(t)`: the standard deviation of `x_t | x_0` in each coordinate (elementwise
+        for an array of times)."""
 
     @abc.abstractmethod
     def prior_std(self) -> Float[ArrayLike, ""]:
@@ -145,8 +148,8 @@ class VPSDE(AbstractSDE):
     `tutorial_lib.diffusion.schedule.LinearSchedule` is this SDE seen as a noise schedule.
     """
 
-    beta_min: float = 0.1
-    beta_max: float = 20.0
+    beta_min: float | Float[Array, ""] = 0.1  # a traced array inside `jit`
+    beta_max: float | Float[Array, ""] = 20.0
     T: float = 1.0
 
     def __check_init__(self):
@@ -158,7 +161,8 @@ class VPSDE(AbstractSDE):
                 f"beta_max={self.beta_max}."
             )
 
-    def beta(self, t: Scalar) -> Float[Array, ""]:
+    def beta(self, t: Float[ArrayLike, "*t"]) -> Float[ArrayLike, "*t"]:
+        """`beta(t)`, elementwise (a Python float for a Python float `t`)."""
         return self.beta_min + t * (self.beta_max - self.beta_min)
 
     def drift(self, x, t):
@@ -167,8 +171,9 @@ class VPSDE(AbstractSDE):
     def diffusion(self, t):
         return jnp.sqrt(self.beta(t))
 
-    def log_mean_coeff(self, t: Scalar) -> Float[Array, ""]:
-        """`log alpha(t) = -B(t) / 2`, with `B(t) = int_0^t beta(s) ds`."""
+    def log_mean_coeff(self, t: Float[ArrayLike, "*t"]) -> Float[ArrayLike, "*t"]:
+        """`log alpha(t) = -B(t) / 2`, with `B(t) = int_0^t beta(s) ds`, elementwise (a Python
+        float for a Python float `t`)."""
         return -0.25 * t**2 * (self.beta_max - self.beta_min) - 0.5 * t * self.beta_min
 
     def mean_coeff(self, t):
@@ -191,8 +196,8 @@ class VESDE(AbstractSDE):
     `sigma_max` much larger than the data.
     """
 
-    sigma_min: float = 0.01
-    sigma_max: float = 10.0
+    sigma_min: float | Float[Array, ""] = 0.01  # a traced array inside `jit`
+    sigma_max: float | Float[Array, ""] = 10.0
     T: float = 1.0
 
     def __check_init__(self):
@@ -207,8 +212,8 @@ class VESDE(AbstractSDE):
     def _log_ratio(self):
         return jnp.log(self.sigma_max / self.sigma_min)
 
-    def noise_level(self, t: Scalar) -> Float[Array, ""]:
-        """`s(t) = sigma_min (sigma_max / sigma_min)^t`."""
+    def noise_level(self, t: Float[ArrayLike, "*t"]) -> Float[Array, "*t"]:
+        """`s(t) = sigma_min (sigma_max / sigma_min)^t`, elementwise."""
         return self.sigma_min * jnp.exp(t * self._log_ratio())
 
     def drift(self, x, t):
@@ -378,14 +383,15 @@ def dsm_loss_single(
 def dsm_loss(
     score: Score,
     sde: AbstractSDE,
-    x0: Float[Array, "n d"],
+    x0: Float[Array, "..."],
     key: PRNGKeyArray,
     *,
     t_min: float = 1e-3,
 ) -> Float[Array, ""]:
-    """The continuous-time DSM objective on a batch: times uniform on `[t_min, T]`, fresh
-    noise per point; the mean of `dsm_loss_single`. `t_min > 0` avoids the singular
-    score at `t = 0`."""
+    """The continuous-time DSM objective on a batch `x0` of shape `(n, d)`: times uniform on
+    `[t_min, T]`, fresh noise per point; the mean of `dsm_loss_single`. `t_min > 0` avoids
+    the singular score at `t = 0`. Another shape of `x0`, or `t_min` outside `(0, T)`, raises
+    a `ValueError`."""
     if np.ndim(x0) != 2:
         raise ValueError(f"x0 must be a batch of shape (n, d), got shape {np.shape(x0)}.")
     if not 0 < t_min < sde.T:
@@ -533,7 +539,7 @@ def log_likelihood(
     score: Score,
     x: Float[Array, " d"],
     *,
-    probe: Float[Array, " d"] | None = None,
+    probe: Float[Array, "..."] | None = None,
     t_min: float = 1e-3,
     prior_log_prob: Callable[[Float[Array, " d"]], Float[Array, ""]] | None = None,
     rtol: float = 1e-5,
@@ -551,9 +557,9 @@ def log_likelihood(
     The state `(x_t, integral)` is integrated forwards from `t_min` to `T` with `Tsit5`
     and a `PIDController`. The divergence is exact (`probe=None`, via the Jacobian) or
     Hutchinson's estimate with the given `probe` vector, fixed along the path (Grathwohl et
-    al. 2019). `log p_T` is `sde.prior_log_prob` unless `prior_log_prob` is given; the
-    result also holds `x_T` and the integral, to combine with another prior without solving
-    again.
+    al. 2019; it must have the shape of `x`, or a `ValueError` says so). `log p_T` is
+    `sde.prior_log_prob` unless `prior_log_prob` is given; the result also holds `x_T` and
+    the integral, to combine with another prior without solving again.
     """
     if not 0 <= t_min < sde.T:
         raise ValueError(f"t_min must lie in [0, T={sde.T}), got {t_min}.")

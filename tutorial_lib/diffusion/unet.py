@@ -228,9 +228,11 @@ class UNet(eqx.Module):
         self.out_conv = eqx.tree_at(lambda m: m.weight, out_conv, jnp.zeros_like(out_conv.weight))
 
     def __call__(
-        self, x: Float[Array, "c h w"], t: Float[Array, ""], *, key: PRNGKeyArray | None = None
+        self, x: Float[Array, "..."], t: Float[Array, ""], *, key: PRNGKeyArray | None = None
     ) -> Float[Array, "c h w"]:
-        """Predicted noise. `key` switches dropout on (training); leave it None to sample."""
+        """Predicted noise for one image `x` of shape `(channels, image_size, image_size)`
+        (another shape raises a `ValueError`; `jax.vmap` it for a batch). `key` switches
+        dropout on (training); leave it None to sample."""
         if x.shape != (self.channels, self.image_size, self.image_size):
             raise ValueError(
                 "UNet expects one image of shape "

@@ -21,14 +21,13 @@ simulation, is here `jax.grad` of the simulation itself.
 """
 
 import math
-from typing import Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int
 
 from tutorial_lib.jax_science import wave
 
@@ -78,7 +77,7 @@ def make_survey(
     duration: float = 1.0,
     max_velocity: float = 3000.0,
     sponge_width: int | None = None,
-    geometry: Literal["ring", "surface"] = "ring",
+    geometry: str = "ring",
 ) -> Survey:
     """An `n x n` grid of side `extent` metres with absorbing edges.
 
@@ -151,7 +150,7 @@ def shot(
 
 
 def forward(
-    velocity: Float[Array, "nz nx"], survey: Survey
+    velocity: Float[ArrayLike, "nz nx"], survey: Survey
 ) -> Float[Array, "shots steps receivers"]:
     """All shots of the survey at once, `jax.vmap` of `shot` over the sources."""
     if not isinstance(velocity, jax.core.Tracer):
@@ -170,7 +169,7 @@ def forward(
 
 
 def misfit(
-    velocity: Float[Array, "nz nx"],
+    velocity: Float[ArrayLike, "nz nx"],
     observed: Float[Array, "shots steps receivers"],
     survey: Survey,
 ) -> Float[Array, ""]:
@@ -202,7 +201,7 @@ def _step(params, opt_state, background, observed, survey, learning_rate):
 
 
 def invert(
-    background: Float[Array, "nz nx"],
+    background: Float[ArrayLike, "nz nx"],
     observed: Float[Array, "shots steps receivers"],
     survey: Survey,
     *,
@@ -210,7 +209,7 @@ def invert(
     learning_rate: float = 15.0,
     coarsening: int = 3,
     callback=None,
-) -> tuple[Float[Array, "nz nx"], Float[np.ndarray, " iterations"]]:
+) -> tuple[Float[Array, "nz nx"], Float[np.ndarray, " {iterations}"]]:
     """Fit the observed seismograms by Adam, starting from `background`.
 
     `learning_rate` is in m/s: Adam's steps are roughly that large per iteration.
@@ -239,9 +238,9 @@ def invert(
 
 
 def model_error(
-    velocity: Float[Array, "nz nx"],
-    true: Float[Array, "nz nx"],
-    background: Float[Array, "nz nx"],
+    velocity: Float[ArrayLike, "nz nx"],
+    true: Float[ArrayLike, "nz nx"],
+    background: Float[ArrayLike, "nz nx"],
     survey: Survey,
 ) -> float:
     """Relative model error inside the mask: 1 for the starting model, 0 for the true model."""

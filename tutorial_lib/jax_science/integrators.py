@@ -34,6 +34,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
 __all__ = [
+    "VectorField",
     "lotka_volterra",
     "lotka_volterra_invariant",
     "rk4_scan",
@@ -45,7 +46,7 @@ VectorField = Callable[[Any, PyTree, Any], PyTree]
 
 
 def rk4_step(f: VectorField, t: ArrayLike, y: PyTree, dt: ArrayLike, args: Any = None) -> PyTree:
-    """One classical Runge–Kutta step of size ``dt`` from ``(t, y)``; returns the new state."""
+    """One classical Runge–Kutta step of size `dt` from `(t, y)`; returns the new state."""
 
     def axpy(a, x, y):  # y + a * x, leaf by leaf
         return jax.tree.map(lambda xi, yi: yi + a * xi, x, y)
@@ -59,7 +60,7 @@ def rk4_step(f: VectorField, t: ArrayLike, y: PyTree, dt: ArrayLike, args: Any =
     )
 
 
-def _check(n_steps: int, dt: Any) -> None:
+def _check(n_steps: object, dt: Any) -> None:
     if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
         raise ValueError(
             f"n_steps must be a positive Python int (it fixes the length of the compiled loop), "
@@ -89,11 +90,11 @@ def rk4_scan(
     y0: PyTree,
     t0: ArrayLike,
     dt: ArrayLike,
-    n_steps: int,
+    n_steps: object,
     args: Any = None,
     *,
     unroll: int = 1,
-) -> tuple[Float[Array, " n_steps_plus_1"], PyTree]:
+) -> tuple[Float[Array, " {n_steps}+1"], PyTree]:
     """Integrate `dy/dt = f(t, y, args)` with `n_steps` RK4 steps of size `dt`.
 
     Returns `(ts, ys)`: the `n_steps + 1` times `t0 + k * dt` and the states at those
@@ -114,9 +115,9 @@ def rk4_unrolled(
     y0: PyTree,
     t0: ArrayLike,
     dt: ArrayLike,
-    n_steps: int,
+    n_steps: object,
     args: Any = None,
-) -> tuple[Float[Array, " n_steps_plus_1"], PyTree]:
+) -> tuple[Float[Array, " {n_steps}+1"], PyTree]:
     """The same integration as `rk4_scan` with a Python `for` loop (not compiled).
 
     Under `jax.jit` (with `f` and `n_steps` static) the loop is unrolled into
@@ -133,7 +134,7 @@ def rk4_unrolled(
 
 
 def lotka_volterra(
-    t: ArrayLike, y: Float[Array, "2"], args: Float[ArrayLike, "4"]
+    t: ArrayLike, y: Float[ArrayLike, "2"], args: Float[ArrayLike, "4"]
 ) -> Float[Array, "2"]:
     """Predator–prey dynamics (Lotka 1925; Volterra 1926).
 
@@ -148,7 +149,9 @@ def lotka_volterra(
     )
 
 
-def lotka_volterra_invariant(y: Float[Array, "... 2"], args: Float[ArrayLike, "4"]) -> Array:
+def lotka_volterra_invariant(
+    y: Float[ArrayLike, "*batch 2"], args: Float[ArrayLike, "4"]
+) -> Float[Array, "*batch"]:
     """The quantity `delta*x - gamma*log(x) + beta*y - alpha*log(y)`, constant on exact orbits.
 
     Works on one state `(2,)` or a trajectory `(..., 2)`; a numerical integrator's drift in

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-__all__ = ["gauss_newton", "gauss_newton_step", "misfit", "ringdown", "simulate_ringdown"]
+__all__ = ["Model", "gauss_newton", "gauss_newton_step", "misfit", "ringdown", "simulate_ringdown"]
 
 Model = Callable[[Float[Array, " p"], Float[Array, " m"]], Float[Array, " m"]]
 
@@ -45,7 +45,7 @@ def _check_data(theta, t, y):
 
 
 def simulate_ringdown(
-    key: PRNGKeyArray, theta: Float[ArrayLike, "4"], t: Float[ArrayLike, " m"], noise: float
+    key: PRNGKeyArray, theta: Float[ArrayLike, "..."], t: Float[ArrayLike, " m"], noise: float
 ) -> Float[Array, " m"]:
     """Noisy observations `ringdown(theta, t) + noise * N(0, 1)`, deterministic in `key`."""
     if not noise >= 0:
@@ -70,7 +70,7 @@ def gauss_newton_step(
     theta: Float[Array, " p"],
     t: Float[Array, " m"],
     y: Float[Array, " m"],
-    damping: float = 1e-3,
+    damping: float | Float[Array, ""] = 1e-3,
 ) -> Float[Array, " p"]:
     """One Levenberg–Marquardt step: solve `(J^T J + damping * diag(J^T J)) delta = -J^T r`.
 
@@ -96,18 +96,19 @@ def _gauss_newton(model, theta0, t, y, n_iter, damping):
 
 def gauss_newton(
     model: Model,
-    theta0: Float[ArrayLike, " p"],
-    t: Float[ArrayLike, " m"],
-    y: Float[ArrayLike, " m"],
+    theta0: Float[ArrayLike, "..."],
+    t: Float[ArrayLike, "..."],
+    y: Float[ArrayLike, "..."],
     n_iter: int = 20,
     damping: float = 1e-3,
-) -> tuple[Float[Array, " p"], Float[Array, " n_iter_plus_1"]]:
+) -> tuple[Float[Array, " p"], Float[Array, " {n_iter}+1"]]:
     """Fit `model(theta, t) ~ y` from `theta0` with `n_iter` damped Gauss–Newton steps.
 
     Returns the fitted parameters and the misfit before the first and after every step.
     Like every local method it needs a start in the basin of the right minimum (for an
     oscillation, a frequency guess within a few per cent). Compiled; `model` must be a
-    hashable function (define it once, not as a new `lambda` per call).
+    hashable function (define it once, not as a new `lambda` per call). The shapes — `theta0`
+    `(p,)`, `t` and `y` both `(m,)` — are checked here, with a `ValueError` naming the mismatch.
     """
     if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 1:
         raise ValueError(f"n_iter must be a positive int, got {n_iter!r}.")

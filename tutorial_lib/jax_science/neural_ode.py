@@ -88,7 +88,9 @@ class VectorField(eqx.Module):
     def __init__(self, dim: int = 2, width: int = 64, depth: int = 2, *, key: PRNGKeyArray):
         self.mlp = eqx.nn.MLP(dim, dim, width, depth, activation=jax.nn.softplus, key=key)
 
-    def __call__(self, t: Float[Array, ""], y: Float[Array, " d"], args=None) -> Float[Array, " d"]:
+    def __call__(
+        self, t: float | Float[Array, ""], y: Float[Array, " d"], args=None
+    ) -> Float[Array, " d"]:
         return self.mlp(y)
 
 
@@ -165,12 +167,16 @@ def train_step(
 def train(
     model: NeuralODE,
     ts: Float[Array, " times"],
-    ys: Float[Array, "n times d"],
+    ys: Float[Array, "..."],
     *,
     steps: int,
     peak_lr: float = 1e-2,
-) -> tuple[NeuralODE, Float[np.ndarray, " steps"]]:
-    """Full-batch training for `steps` steps; returns the trained model and the loss curve."""
+) -> tuple[NeuralODE, Float[np.ndarray, " {steps}"]]:
+    """Full-batch training for `steps` steps; returns the trained model and the loss curve.
+
+    `ys` holds the observed trajectories, `(n, len(ts), d)`; a `ValueError` says so when its
+    shape does not fit `ts`.
+    """
     if steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps}.")
     if ys.ndim != 3 or ys.shape[1] != len(ts):

@@ -25,7 +25,7 @@ import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 from scipy.integrate import solve_ivp
 
 __all__ = [
@@ -41,7 +41,7 @@ __all__ = [
 
 
 def lotka_volterra(t: Float[Array, ""], y: Float[Array, "2"], params: Float[Array, "4"]):
-    """The Lotka–Volterra vector field in JAX, in Diffrax's ``f(t, y, args)`` convention."""
+    """The Lotka–Volterra vector field in JAX, in Diffrax's `f(t, y, args)` convention."""
     alpha, beta, gamma, delta = params
     prey, predators = y
     return jnp.stack(
@@ -89,8 +89,8 @@ def solve_diffrax(
     params: Float[Array, "4"],
     ts: Float[Array, " times"],
     *,
-    rtol: float = 1e-6,
-    atol: float = 1e-8,
+    rtol: float | Float[Array, ""] = 1e-6,
+    atol: float | Float[Array, ""] = 1e-8,
     max_steps: int = 4096,
 ) -> Float[Array, "times 2"]:
     """One solve with Diffrax: `Tsit5` + `PIDController`, saved at `ts` (from `ts[0]`)."""
@@ -117,9 +117,9 @@ def _solve_batch(y0, params, ts, rtol, atol, max_steps):
 
 
 def solve_diffrax_batch(
-    y0: Float[Array, "n 2"],
-    params: Float[Array, "n 4"],
-    ts: Float[Array, " times"],
+    y0: Float[ArrayLike, "..."],
+    params: Float[ArrayLike, "..."],
+    ts: Float[ArrayLike, "..."],
     *,
     rtol: float = 1e-6,
     atol: float = 1e-8,
@@ -127,8 +127,9 @@ def solve_diffrax_batch(
 ) -> Float[Array, "n times 2"]:
     """All instances at once: `solve_diffrax` under `jax.vmap`, compiled by `jax.jit`.
 
-    Each instance keeps its own adaptive step size; the batched loop runs until the slowest
-    instance has finished.
+    `y0` is `(n, 2)`, `params` `(n, 4)` and `ts` 1-D and increasing; a `ValueError` says
+    which does not fit. Each instance keeps its own adaptive step size; the batched loop
+    runs until the slowest instance has finished.
     """
     _check(y0, params, ts)
     y0, params, ts = jnp.asarray(y0), jnp.asarray(params), jnp.asarray(ts)
@@ -162,27 +163,29 @@ def solve_scipy(
 
 
 def solve_scipy_batch(
-    y0: Float[np.ndarray, "n 2"],
-    params: Float[np.ndarray, "n 4"],
-    ts: Float[np.ndarray, " times"],
+    y0: Float[ArrayLike, "..."],
+    params: Float[ArrayLike, "..."],
+    ts: Float[ArrayLike, "..."],
     *,
     rtol: float = 1e-6,
     atol: float = 1e-8,
 ) -> Float[np.ndarray, "n times 2"]:
-    """All instances with `RK45`, one after another in a Python loop."""
+    """All instances with `RK45`, one after another in a Python loop (inputs checked as in
+    `solve_diffrax_batch`)."""
     _check(y0, params, ts)
-    ts = np.asarray(ts, np.float64)
+    y0, params, ts = (np.asarray(a, np.float64) for a in (y0, params, ts))
     return np.stack(
         [solve_scipy(y, p, ts, rtol=rtol, atol=atol) for y, p in zip(y0, params, strict=True)]
     )
 
 
 def solve_reference(
-    y0: Float[np.ndarray, "n 2"], params: Float[np.ndarray, "n 4"], ts: Float[np.ndarray, " times"]
+    y0: Float[ArrayLike, "..."], params: Float[ArrayLike, "..."], ts: Float[ArrayLike, "..."]
 ) -> Float[np.ndarray, "n times 2"]:
-    """A near-exact answer: SciPy's 8th-order `DOP853` at `rtol=1e-12`, `atol=1e-12`."""
+    """A near-exact answer: SciPy's 8th-order `DOP853` at `rtol=1e-12`, `atol=1e-12` (inputs
+    checked as in `solve_diffrax_batch`)."""
     _check(y0, params, ts)
-    ts = np.asarray(ts, np.float64)
+    y0, params, ts = (np.asarray(a, np.float64) for a in (y0, params, ts))
     return np.stack(
         [
             solve_scipy(y, p, ts, rtol=1e-12, atol=1e-12, method="DOP853")

@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 Params = list[dict[str, Array]]
-"""An MLP's parameters: one ``{"w": (d_in, d_out), "b": (d_out,)}`` dict per layer."""
+"""An MLP's parameters: one `{"w": (d_in, d_out), "b": (d_out,)}` dict per layer."""
 
 _COLLECTIVES = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "collective-permute")
 
@@ -72,7 +72,7 @@ def train_step(
     params: Params,
     x: Float[Array, "batch d_in"],
     y: Float[Array, "batch d_out"],
-    learning_rate: float,
+    learning_rate: float | Float[Array, ""],
 ) -> tuple[Params, Float[Array, ""]]:
     """One SGD step on a batch; returns the new parameters and the loss before the step."""
     loss, grads = jax.value_and_grad(mse_loss)(params, x, y)

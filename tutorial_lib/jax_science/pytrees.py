@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree
 
 __all__ = ["DampedOscillator", "fit", "initial_guess", "mse", "noisy_measurements", "sgd_step"]
 
@@ -40,7 +40,7 @@ class DampedOscillator(eqx.Module):
 
 
 def noisy_measurements(
-    key: PRNGKeyArray, model: DampedOscillator, t: Float[Array, " n"], noise: float
+    key: PRNGKeyArray, model: DampedOscillator, t: Float[ArrayLike, " n"], noise: float
 ) -> Float[Array, " n"]:
     """The displacement at times `t` plus Gaussian noise of standard deviation `noise`."""
     if noise < 0:
@@ -62,12 +62,13 @@ def sgd_step(params: PyTree, grads: PyTree, learning_rate: float) -> PyTree:
     return jax.tree.map(lambda p, g: p - learning_rate * g, params, grads)
 
 
-def initial_guess(t: Float[np.ndarray, " n"], y: Float[np.ndarray, " n"]) -> DampedOscillator:
+def initial_guess(t: Float[ArrayLike, "..."], y: Float[ArrayLike, "..."]) -> DampedOscillator:
     """A starting point for `fit`: the peak of the spectrum gives the frequency.
 
     Gradient descent cannot find the frequency of an oscillation from far away (the loss is
     full of local minima in it), so we read it off the data, as an experimentalist would.
-    `t` must be equally spaced.
+    `t` and `y` must be 1-D, of the same length (at least 4), and `t` equally spaced; a
+    `ValueError` says which condition fails.
     """
     t, y = np.asarray(t, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if t.ndim != 1 or t.shape != y.shape or len(t) < 4:

@@ -29,9 +29,11 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
 
 __all__ = [
+    "NoisyScore",
+    "Score",
     "annealed_langevin",
     "annealed_langevin_numpy",
     "geometric_sigmas",
@@ -152,13 +154,13 @@ def _run(score, x0, keys, sigmas, alphas, annealed: bool, record_every: int | No
 
 def langevin(
     score: Score,
-    x0: Float[ArrayLike, "n d"],
+    x0: Real[ArrayLike, "..."],
     key: PRNGKeyArray,
     step_size: float | Float[ArrayLike, ""],
-    n_steps: int,
+    n_steps: object,
     *,
     return_trajectory: bool = False,
-) -> Float[Array, "n d"] | Float[Array, "n_steps n d"]:
+) -> Float[Array, "n d"] | Float[Array, "{n_steps} n d"]:
     """Unadjusted Langevin dynamics from the points `x0`.
 
     Each of the `n_steps` steps is `x <- x + (step_size / 2) * score(x) + sqrt(step_size) * z`
@@ -193,9 +195,9 @@ def langevin(
 
 def annealed_langevin(
     score: NoisyScore,
-    x0: Float[ArrayLike, "n d"],
+    x0: Real[ArrayLike, "..."],
     key: PRNGKeyArray,
-    sigmas: Float[ArrayLike, " n_levels"],
+    sigmas: Float[ArrayLike, "..."],
     step_size: float | Float[ArrayLike, ""],
     n_steps_each: int,
     *,
@@ -267,12 +269,12 @@ def _numpy_noise(rng, noise, n_total: int, shape, dtype):
 
 def langevin_numpy(
     score: Callable[[np.ndarray], np.ndarray],
-    x0: Float[np.ndarray, "n d"],
+    x0: Real[ArrayLike, "..."],
     rng: np.random.Generator | int | None,
     step_size: float,
     n_steps: int,
     *,
-    noise: Float[np.ndarray, "n_steps n d"] | None = None,
+    noise: Float[ArrayLike, "..."] | None = None,
 ) -> Float[np.ndarray, "n d"]:
     """The same sampler as `langevin` written the NumPy way: a Python loop over steps.
 
@@ -295,14 +297,14 @@ def langevin_numpy(
 
 
 def annealed_langevin_numpy(
-    score: Callable[[np.ndarray, float], np.ndarray],
-    x0: Float[np.ndarray, "n d"],
+    score: Callable[[np.ndarray, np.floating], np.ndarray],
+    x0: Real[ArrayLike, "..."],
     rng: np.random.Generator | int | None,
-    sigmas: Float[np.ndarray, " n_levels"],
+    sigmas: Float[ArrayLike, "..."],
     step_size: float,
     n_steps_each: int,
     *,
-    noise: Float[np.ndarray, "n_total n d"] | None = None,
+    noise: Float[ArrayLike, "..."] | None = None,
 ) -> Float[np.ndarray, "n d"]:
     """The same sampler as `annealed_langevin` as two nested Python loops.
 
@@ -341,7 +343,7 @@ def mixture_score_numpy(mixture) -> Callable[..., np.ndarray]:
     covs = np.asarray(mixture.covariances, dtype=np.float64)
     eye = np.eye(means.shape[1])
 
-    def score(x: np.ndarray, sigma: float = 0.0) -> np.ndarray:
+    def score(x: np.ndarray, sigma: float | np.floating = 0.0) -> np.ndarray:
         prec = np.linalg.inv(covs + sigma**2 * eye)  # (k, d, d)
         _, log_det = np.linalg.slogdet(covs + sigma**2 * eye)
         diff = means[None, :, :] - x[:, None, :]  # (n, k, d)
@@ -356,7 +358,7 @@ def mixture_score_numpy(mixture) -> Callable[..., np.ndarray]:
 
 
 def nearest_mode_fractions(
-    samples: Float[ArrayLike, "n d"], means: Float[ArrayLike, "k d"]
+    samples: Float[ArrayLike, "..."], means: Float[ArrayLike, "..."]
 ) -> Float[np.ndarray, " k"]:
     """The fraction of samples whose nearest mean is `means[k]`, for each `k`."""
     samples, means = np.asarray(samples), np.asarray(means)

@@ -25,7 +25,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int
 
 __all__ = [
     "courant_number",
@@ -118,19 +118,22 @@ def _check_inputs(velocity, dx, dt, wavelet, source, receivers, damping):
 
 
 def simulate_numpy(
-    velocity: Float[np.ndarray, "nz nx"],
+    velocity: Float[ArrayLike, "..."],
     *,
     dx: float,
     dt: float,
-    wavelet: Float[np.ndarray, " steps"],
-    source: tuple[int, int],
-    receivers: Int[np.ndarray, "receivers 2"],
-    damping: Float[np.ndarray, "nz nx"] | None = None,
+    wavelet: Float[ArrayLike, "..."],
+    source: tuple[int, int] | Int[ArrayLike, "2"],
+    receivers: Int[ArrayLike, "receivers 2"],
+    damping: Float[ArrayLike, "..."] | None = None,
 ) -> tuple[Float[np.ndarray, "nz nx"], Float[np.ndarray, "steps receivers"]]:
     """Simulate with NumPy and a Python loop over time steps (float32 throughout).
 
-    `damping` (for example `sponge`) multiplies both time levels every step; `None`
-    keeps every edge reflecting.
+    `velocity` is the `(nz, nx)` grid [m/s], `wavelet` the source's `(steps,)` time series
+    and `damping` (for example `sponge`), of the velocity's shape, multiplies both time
+    levels every step; `None` keeps every edge reflecting. Shapes, signs, the stability of
+    the time step and the positions of source and receivers are checked, with a
+    `ValueError` saying what is wrong.
     """
     _check_inputs(velocity, dx, dt, wavelet, source, receivers, damping)
     damping = (
@@ -176,14 +179,14 @@ def _simulate_jax(c2, damping, wavelet, source, rz, rx, unroll):
 
 
 def simulate_jax(
-    velocity: Float[Array, "nz nx"],
+    velocity: Float[ArrayLike, "..."],
     *,
     dx: float,
     dt: float,
-    wavelet: Float[Array, " steps"],
-    source: tuple[int, int] | Int[Array, "2"],
-    receivers: Int[Array, "receivers 2"],
-    damping: Float[Array, "nz nx"] | None = None,
+    wavelet: Float[ArrayLike, "..."],
+    source: tuple[int, int] | Int[ArrayLike, "2"],
+    receivers: Int[ArrayLike, "receivers 2"],
+    damping: Float[ArrayLike, "..."] | None = None,
     unroll: int = 2,
 ) -> tuple[Float[Array, "nz nx"], Float[Array, "steps receivers"]]:
     """Simulate with `jax.lax.scan` under `jax.jit`; same arguments as NumPy's.

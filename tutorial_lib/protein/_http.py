@@ -18,12 +18,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 __all__ = [
     "NETWORK_ERRORS",
     "HostBoundRedirects",
     "NoRedirects",
+    "Readable",
+    "Writable",
     "copy_capped",
     "header_int",
     "in_thread",
@@ -31,20 +33,20 @@ __all__ = [
     "read_capped",
 ]
 
-T = TypeVar("T")
+Result = TypeVar("Result")
 
 USER_AGENT = "tutorial_lib"
 #: What a failed connection or request raises (`HTTPError` is a `URLError`).
 NETWORK_ERRORS = (urllib.error.URLError, OSError, http.client.HTTPException)
 
 
-def in_thread(work: Callable[[], T], timeout: float) -> T | None:
+def in_thread(work: Callable[[], Result], timeout: float) -> Result | None:
     """`work()` run in a daemon thread for at most `timeout` seconds.
 
     Returns its result, or None if it has not returned by then (it is left to finish or hang
     unobserved). An exception it raises is raised here.
     """
-    result: list[T] = []
+    result: list[Result] = []
     error: list[BaseException] = []
 
     def run() -> None:
@@ -107,7 +109,21 @@ def header_int(value: str | None) -> int | None:
     return int(value) if value and value.isascii() and value.isdigit() else None
 
 
-def copy_capped(r: BinaryIO, f: BinaryIO, cap: int, too_big: BaseException) -> int:
+@runtime_checkable
+class Readable(Protocol):
+    """A binary stream to read from: an HTTP response, an open file, a `BytesIO`."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+@runtime_checkable
+class Writable(Protocol):
+    """A binary stream to write to: a file opened for writing, a `BytesIO`."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+
+def copy_capped(r: Readable, f: Writable, cap: int, too_big: BaseException) -> int:
     """Copy the body of `r` to `f`, raising `too_big` as soon as it passes `cap` bytes; returns
     the number of bytes copied."""
     n = 0
@@ -119,7 +135,7 @@ def copy_capped(r: BinaryIO, f: BinaryIO, cap: int, too_big: BaseException) -> i
     return n
 
 
-def read_capped(r: BinaryIO, cap: int, too_big: BaseException) -> bytes:
+def read_capped(r: Readable, cap: int, too_big: BaseException) -> bytes:
     """The body of `r`, raising `too_big` as soon as it passes `cap` bytes."""
     buffer = io.BytesIO()
     copy_capped(r, buffer, cap, too_big)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Int
+from jaxtyping import Array, ArrayLike, Bool, Int
 
 __all__ = [
     "AMINO_ACID_IDS",
@@ -73,7 +73,7 @@ RESIDUE_IDS: tuple[int, ...] = tuple(
 )
 
 
-def is_residue(tokens: Int[Array, "*shape"]) -> Bool[Array, "*shape"]:
+def is_residue(tokens: Int[ArrayLike, "*shape"]) -> Bool[Array, "*shape"]:
     """True where a token is an amino acid (one of `RESIDUE_IDS`).
 
     `<cls>`, `<eos>`, `<pad>`, `<mask>`, `<unk>` and the alignment gaps `.` and `-` are not

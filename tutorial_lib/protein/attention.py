@@ -50,12 +50,16 @@ class Dense(eqx.Module):
 
 
 def scaled_dot_product_attention(
-    q: Float[Array, "Lq d"],
-    k: Float[Array, "Lk d"],
-    v: Float[Array, "Lk dv"],
-    mask: Bool[Array, "Lq Lk"] | Bool[Array, " Lk"] | None = None,
+    q: Float[Array, "..."],
+    k: Float[Array, "..."],
+    v: Float[Array, "..."],
+    mask: Bool[Array, "..."] | None = None,
 ) -> tuple[Float[Array, "Lq dv"], Float[Array, "Lq Lk"]]:
     """Attention of every query over the keys: `softmax(q k^T / sqrt(d)) v`.
+
+    `q` is `(Lq, d)`, `k` `(Lk, d)` and `v` `(Lk, dv)`, for one sequence and one head; other
+    shapes raise a `ValueError` that says what does not fit (so the annotations leave the
+    shapes to that check).
 
     `mask` says which keys a query may look at (`True` = visible): shape `(Lk,)` for the same
     keys for every query (e.g. padding), or `(Lq, Lk)`. Hidden keys get exactly zero weight; a

@@ -19,7 +19,7 @@ same way as `ESM2`.
 import dataclasses
 import re
 from functools import partial
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import optax
-from jaxtyping import Array, Float, Int, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
 from .attention import EncoderBlock, sinusoidal_positions
 from .mlm import MaskedTokens, masked_cross_entropy, mlm_loss
@@ -106,8 +106,9 @@ class CharVocab:
             )
         return ids
 
-    def decode(self, ids: Int[np.ndarray, " L"]) -> str:
-        """The text of a 1-D array of ids."""
+    def decode(self, ids: Int[ArrayLike, "..."]) -> str:
+        """The text of a 1-D array of ids (another shape, or ids out of range, raise a
+        `ValueError`)."""
         ids = np.asarray(ids)
         if ids.ndim != 1:
             raise ValueError(f"decode takes a 1-D array of ids, got shape {ids.shape}")
@@ -176,7 +177,7 @@ class CharMLM(eqx.Module):
         num_heads: int = 4,
         num_layers: int = 2,
         mlp_dim: int | None = None,
-        positions: Literal["sinusoidal", "rotary"] = "sinusoidal",
+        positions: str = "sinusoidal",
         key: PRNGKeyArray,
     ):
         if positions not in ("sinusoidal", "rotary"):
@@ -198,8 +199,11 @@ class CharMLM(eqx.Module):
     def vocab_size(self) -> int:
         return self.embedding.shape[0]
 
-    def __call__(self, ids: Int[Array, " L"]) -> CharMLMOutput:
-        """Logits, representations and attention maps of one sequence of character ids."""
+    def __call__(self, ids: Int[Array, "..."]) -> CharMLMOutput:
+        """Logits, representations and attention maps of one sequence of character ids.
+
+        `ids` has shape `(L,)`; a batch raises a `ValueError` pointing to `jax.vmap`.
+        """
         if ids.ndim != 1:
             raise ValueError(
                 f"CharMLM takes one sequence of ids, shape (L,), got {ids.shape}; "
@@ -300,7 +304,7 @@ def masked_loss_and_accuracy(
 
 def train_char_mlm(
     model: CharMLM,
-    ids: Int[Array, " N"],
+    ids: Int[ArrayLike, "..."],
     *,
     key: PRNGKeyArray,
     steps: int = 500,
@@ -309,12 +313,13 @@ def train_char_mlm(
     learning_rate: float = 3e-3,
     weight_decay: float = 0.01,
     rate: float = 0.15,
-) -> tuple[CharMLM, Float[np.ndarray, " steps"]]:
+) -> tuple[CharMLM, Float[np.ndarray, " {steps}"]]:
     """Train `model` by masked-character prediction on random windows of the text `ids`.
 
     AdamW (Loshchilov & Hutter 2019) with a linear warm-up over the first 10% of the steps and
     a cosine decay, gradients clipped to norm 1. Returns the trained model and the training
-    loss (mean cross-entropy in nats per scored character) of every step.
+    loss (mean cross-entropy in nats per scored character) of every step. `ids` must be 1-D,
+    or a `ValueError` says so.
     """
     ids = jnp.asarray(ids, dtype=jnp.int32)
     if ids.ndim != 1:
@@ -354,7 +359,7 @@ def _scored_batch(model, ids, key, batch_size, length, rate):
 
 def evaluate_char_mlm(
     model: CharMLM,
-    ids: Int[Array, " N"],
+    ids: Int[ArrayLike, " N"],
     *,
     key: PRNGKeyArray,
     num_batches: int = 8,

@@ -54,7 +54,7 @@ def check_sequence(sequence: str, *, name: str = "sequence") -> str:
 
 def window_entropy(
     tokens: Int[Array, " L"], *, window: int = SEG_WINDOW
-) -> Float[Array, " L-window+1"]:
+) -> Float[Array, " L-{window}+1"]:
     """Shannon entropy (bits) of the amino-acid composition of every `window` residues.
 
     Windows that are not made only of standard residues (they overlap `<cls>`, `<eos>` or

@@ -41,12 +41,13 @@ def symmetrize(x: Float[ArrayLike, "... N N"]) -> Float[Array, "... N N"]:
     return x + jnp.swapaxes(x, -1, -2)
 
 
-def apc(x: Float[ArrayLike, "... N N"]) -> Float[Array, "... N N"]:
+def apc(x: Float[ArrayLike, "..."]) -> Float[Array, "... N N"]:
     """Average product correction (Dunn et al. 2008) of each `(N, N)` map.
 
     `F_ij - F_i. F_.j / F_..` with row, column and total sums: removes the rank-one background
     that a residue "popular with every other residue" puts on its whole row and column. ESM2's
-    contact head uses this function (through `contact_features`).
+    contact head uses this function (through `contact_features`). Maps that are not square,
+    `(..., N, N)`, raise a `ValueError`.
     """
     x = jnp.asarray(x)
     if x.ndim < 2 or x.shape[-1] != x.shape[-2]:
@@ -58,7 +59,7 @@ def apc(x: Float[ArrayLike, "... N N"]) -> Float[Array, "... N N"]:
 
 def contact_features(
     attentions: Float[Array, "layers heads L L"], tokens: Int[Array, " L"]
-) -> Float[Array, "layers heads N N"]:
+) -> Float[Array, "layers heads L-2 L-2"]:
     """The features of ESM2's contact head: every attention map over the residues, symmetrised
     and APC-corrected (`N = L - 2`).
 
@@ -75,14 +76,15 @@ _contact_features = jax.jit(contact_features)
 
 
 def attention_contact_maps(
-    attentions: Float[ArrayLike, "layers heads L L"], tokens: Int[ArrayLike, " L"]
-) -> Float[Array, "layers heads N N"]:
+    attentions: Float[ArrayLike, "..."], tokens: Int[ArrayLike, " L"]
+) -> Float[Array, "layers heads L-2 L-2"]:
     """Symmetrised, APC-corrected attention map of every head, over residues only.
 
     Takes `ESM2Output.attentions` and the token ids they came from (`<cls> residues <eos>`,
     maybe followed by `<pad>`); returns the `layers * heads` features of ESM2's contact head
     (`contact_features`), `N = L - 2`. Padding rows and columns are zero before the
-    correction, as in the head.
+    correction, as in the head. `attentions` must be `(layers, heads, L, L)` with
+    `L = len(tokens)`, and `tokens` start with `<cls>`, or a `ValueError` says what is wrong.
     """
     attentions, tokens = jnp.asarray(attentions), jnp.asarray(tokens)
     if attentions.ndim != 4 or attentions.shape[-2:] != (tokens.shape[0],) * 2:
@@ -135,9 +137,12 @@ def top_pairs(
 
 
 def contact_map_from_coords(
-    coords: Float[ArrayLike, "N 3"], cutoff: float = 8.0
+    coords: Float[ArrayLike, "..."], cutoff: float = 8.0
 ) -> Bool[np.ndarray, "N N"]:
-    """Pairs of atoms (usually C-alpha) closer than `cutoff` Å; the diagonal is True."""
+    """Pairs of atoms (usually C-alpha) closer than `cutoff` Å; the diagonal is True.
+
+    `coords` holds one point per residue, `(N, 3)`; another shape raises a `ValueError`.
+    """
     coords = np.asarray(coords, dtype=np.float64)
     if coords.ndim != 2 or coords.shape[1] != 3:
         raise ValueError(f"coords must be (N, 3), got shape {coords.shape}")
@@ -146,7 +151,7 @@ def contact_map_from_coords(
 
 
 def contact_precision(
-    scores: Float[ArrayLike, "N N"],
+    scores: Float[ArrayLike, "..."],
     contacts: Bool[ArrayLike, "N N"],
     *,
     min_sep: int = 6,
@@ -154,7 +159,8 @@ def contact_precision(
 ) -> float:
     """Fraction of the top-`k` pairs (at `|i - j| >= min_sep`) that are true contacts.
 
-    `k` defaults to `N // 5`, the usual "top-L/5" precision of contact prediction.
+    `k` defaults to `N // 5`, the usual "top-L/5" precision of contact prediction. `scores`
+    must have the shape of `contacts`, or a `ValueError` says so.
     """
     contacts = np.asarray(contacts, dtype=bool)
     n = contacts.shape[0]

@@ -24,7 +24,7 @@ from the model's masked marginals over the 20 standard amino acids (tempered by
 
 The proposal probabilities in both directions come from the same masked forward pass (the
 unmasked context `x_-S` is the same before and after the move), so a step costs two forward
-passes: the proposal, and `s` and `g` of the proposed sequence. Lowering `T` along the run
+passes: the proposal, and `s` and `g` of the proposed sequence. Lowering $T$ along the run
 (simulated annealing; Kirkpatrick et al. 1983) turns the sampler into a stochastic optimiser.
 
 Every function acts on ONE chain; `sample_chains` runs many with `jax.vmap`, the steps in
@@ -54,7 +54,9 @@ __all__ = [
     "ChainState",
     "DesignEnergy",
     "DesignResult",
+    "EnergyFn",
     "MaskedMarginalProposal",
+    "ProposalFn",
     "Scores",
     "StepRecord",
     "design",
@@ -248,7 +250,7 @@ def _mh_step(
 def run_chain(
     key: PRNGKeyArray,
     tokens: Int[Array, " L"],
-    temperatures: Float[Array, " T"],
+    temperatures: Float[Array, " steps"],
     *,
     energy_fn: EnergyFn,
     proposal_fn: ProposalFn,
@@ -296,7 +298,7 @@ def run_chain(
 def sample_chains(
     key: PRNGKeyArray,
     starts: Int[Array, "C L"],
-    temperatures: Float[Array, " T"],
+    temperatures: Float[Array, " steps"],
     energy_fn: EnergyFn,
     proposal_fn: ProposalFn,
     *,
@@ -311,7 +313,7 @@ def sample_chains(
 
     `designable` defaults to the residue positions of each row; `lm_weight` and
     `max_mutations` (default: no limit) may differ per chain. Returns the initial states,
-    final states and traces, with a leading chain axis; trace fields have shape `(C, T, ...)`.
+    final states and traces, with a leading chain axis; trace fields have shape `(C, steps, ...)`.
     """
     if designable is None:
         designable = is_residue(starts)
@@ -356,12 +358,12 @@ class DesignResult(NamedTuple):
     designs: list[str]
     initial: ChainState  # leading chain axis
     final: ChainState  # leading chain axis
-    trace: StepRecord  # (C, T, ...) arrays
+    trace: StepRecord  # (C, steps, ...) arrays
     seconds: float  # wall time of the sampling call
     compile_seconds: float  # of which tracing and compiling
 
     @property
-    def lm_naturalness_change(self) -> Float[np.ndarray, "C T"]:
+    def lm_naturalness_change(self) -> Float[np.ndarray, "C steps"]:
         """Per-step change of `log p_LM / L` since the start (nats per residue), per chain."""
         lengths = np.array([len(self.starts[i]) for i in self.start_index])
         return np.asarray(self.trace.log_lm) / lengths[:, None]
@@ -392,7 +394,7 @@ def design(
     """Anneal `chains_per_start` chains from every sequence in `starts` (all in one jit).
 
     The target is `exp(-(E(x) - naturalness_weight * log p_LM(x) / L) / T)` (see the module
-    docstring), with `T` falling geometrically from `t_start` to `t_end`. Temperatures are in
+    docstring), with $T$ falling geometrically from `t_start` to `t_end`. Temperatures are in
     the units of the energy: one mutation changes a per-residue average by about `1/L` of
     its range, so useful temperatures are small. No design differs from its start at more
     than `floor(max_mutation_fraction * L)` positions.

@@ -322,13 +322,14 @@ class ESM2(eqx.Module):
 
     def __call__(
         self,
-        tokens: Int[Array, " L"],
+        tokens: Int[Array, "..."],
         *,
         key: PRNGKeyArray | None = None,
         return_attentions: bool = False,
         return_contacts: bool = False,
     ) -> ESM2Output:
-        """Logits and representations of one tokenised sequence.
+        """Logits and representations of one tokenised sequence, `tokens` of shape `(L,)` (a
+        batch raises a `ValueError` pointing to `jax.vmap` and `forward_batch`).
 
         `key` switches dropout on (training); without it the model is deterministic.
         `return_contacts` adds the contact map of the residues, shape `(L-2, L-2)`.

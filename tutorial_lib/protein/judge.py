@@ -20,7 +20,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Float, Int
+from jaxtyping import ArrayLike, Float, Int
 
 from .complexity import check_sequence, guard
 from .thermo import ThermoHead, compositions, fit_thermo_head
@@ -67,8 +67,8 @@ class CompositionJudge(eqx.Module):
 
 
 def fit_composition_judge(
-    composition: Float[np.ndarray, "n 20"],
-    labels: Int[np.ndarray, " n"],
+    composition: Float[ArrayLike, "..."],
+    labels: Int[ArrayLike, " n"],
     *,
     positive: Sequence[int] = (2, 3),
     l2: float = 1e-4,
@@ -78,7 +78,8 @@ def fit_composition_judge(
 
     This is `thermo.fit_thermo_head` with two classes (for two classes the ordinal head is
     plain logistic regression): standardised features, `l2` the ridge strength on their
-    weights per example, fitted in float64.
+    weights per example, fitted in float64. `composition` must be `(n, 20)`, with one label
+    per row, or a `ValueError` says what is wrong.
     """
     comp = np.asarray(composition, np.float64)
     labels = np.asarray(labels)

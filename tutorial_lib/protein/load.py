@@ -209,14 +209,21 @@ def _load_tiny() -> ESM2:
 # --- Hugging Face directories ---------------------------------------------------------------
 
 
-def config_from_hf(hf: dict[str, Any]) -> ESM2Config:
-    """`ESM2Config` from a Hugging Face `EsmConfig` dict; refuses what ESM2 is not."""
+def config_from_hf(hf: object) -> ESM2Config:
+    """`ESM2Config` from a Hugging Face `EsmConfig` dict; refuses what ESM2 is not.
+
+    `hf` is the parsed `config.json`, whatever it holds: anything but an ESM2 configuration
+    object raises `ESM2LoadError` saying why.
+    """
 
     def need(cond: bool, what: str) -> None:
         if not cond:
             raise ESM2LoadError(f"not an ESM2 checkpoint: {what}")
 
-    need(isinstance(hf, dict), f"config.json holds a {type(hf).__name__}, not a JSON object")
+    if not isinstance(hf, dict):
+        raise ESM2LoadError(
+            f"not an ESM2 checkpoint: config.json holds a {type(hf).__name__}, not a JSON object"
+        )
     need(hf.get("model_type") == "esm", f"model_type is {hf.get('model_type')!r}, not 'esm'")
     need(not hf.get("is_folding_model"), "this is an ESMFold checkpoint")
     need(

@@ -12,7 +12,7 @@ predicts every residue with its overall frequency: about 17-18 for natural prote
 uniform guess over the 20 amino acids scores 20.
 """
 
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import equinox as eqx
 import jax
@@ -26,6 +26,7 @@ from .alphabet import AMINO_ACID_IDS, MASK, PAD, RESIDUE_IDS, VOCAB_SIZE, is_res
 from .esm2 import ESM2
 
 __all__ = [
+    "MaskedLM",
     "MaskedTokens",
     "mask_tokens",
     "masked_cross_entropy",
@@ -78,13 +79,23 @@ def masked_cross_entropy(
     return jnp.sum(jnp.where(selected, ce, 0.0)), jnp.sum(selected)
 
 
+@runtime_checkable
+class MaskedLM(Protocol):
+    """A masked language model as `mlm_loss` uses it: called on the token ids of ONE sequence,
+    `(L,)`, it returns an output whose `.logits` are `(L, V)`. `ESM2` is one, and so is the
+    character model `tutorial_lib.protein.char_mlm.CharMLM`."""
+
+    def __call__(self, tokens: Int[Array, " L"], /) -> Any: ...
+
+
 def mlm_loss(
-    model: ESM2, batch: MaskedTokens, *, key: PRNGKeyArray | None = None
+    model: MaskedLM, batch: MaskedTokens, *, key: PRNGKeyArray | None = None
 ) -> Float[Array, ""]:
     """Mean cross-entropy per selected token of a batch `MaskedTokens` of shape `(B, L)`.
 
-    `key` switches dropout on. Every selected token weighs the same, whichever sequence it
-    is in.
+    `model` is an `ESM2` or another `MaskedLM`. `key` switches dropout on (then `model` must
+    also take `key=`, as `ESM2` does). Every selected token weighs the same, whichever
+    sequence it is in.
     """
     if key is None:
         logits = jax.vmap(lambda t: model(t).logits)(batch.inputs)

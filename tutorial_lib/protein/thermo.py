@@ -30,10 +30,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpy.typing as npt
 import scipy.optimize
 import scipy.special
 import scipy.stats
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, Real
 
 from tutorial_lib.data import AMINO_ACIDS
 
@@ -122,29 +123,29 @@ class ThermoHead(eqx.Module):
     scale: Float[Array, " D"]
     weight: Float[Array, " D"]
     bias: Float[Array, ""]
-    cutpoints: Float[Array, " K-1"]  # increasing; cutpoints[positive_from - 1] == 0
+    cutpoints: Float[Array, " cuts"]  # K - 1, increasing; cutpoints[positive_from - 1] == 0
 
-    def __call__(self, x: Float[Array, " D"]) -> Float[Array, ""]:
+    def __call__(self, x: Float[ArrayLike, " D"]) -> Float[Array, ""]:
         return jnp.dot((x - self.mean) / self.scale, self.weight) + self.bias
 
     @property
     def n_classes(self) -> int:
         return self.cutpoints.shape[0] + 1
 
-    def class_probabilities(self, x: Float[Array, " D"]) -> Float[Array, " K"]:
+    def class_probabilities(self, x: Float[ArrayLike, " D"]) -> Float[Array, " K"]:
         """P(class = k), k = 0..K-1, from the cumulative logits `score - cutpoints`."""
         above = jax.nn.sigmoid(self(x) - self.cutpoints)  # P(class > k)
         upper = jnp.concatenate([jnp.ones(1), above])
         lower = jnp.concatenate([above, jnp.zeros(1)])
         return upper - lower
 
-    def predict_class(self, x: Float[Array, " D"]) -> Int[Array, ""]:
+    def predict_class(self, x: Float[ArrayLike, " D"]) -> Int[Array, ""]:
         """The median predicted class: how many cut-points the score exceeds."""
         return jnp.sum(self(x) > self.cutpoints)
 
 
 def _log_likelihood(
-    scores: Float[Array, " n"], cutpoints: Float[Array, " K-1"], labels: Int[Array, " n"]
+    scores: Float[Array, " n"], cutpoints: Float[Array, " cuts"], labels: Int[Array, " n"]
 ) -> Float[Array, " n"]:
     """log P(class = y) = log(sigmoid(s - c[y-1]) - sigmoid(s - c[y])), computed stably."""
     c = jnp.concatenate([jnp.array([-_BIG]), cutpoints, jnp.array([_BIG])])
@@ -158,8 +159,8 @@ def _log_likelihood(
 
 
 def _check_xy(
-    features: np.ndarray, labels: np.ndarray, n_classes: int | None
-) -> tuple[np.ndarray, np.ndarray, int]:
+    features: Float[ArrayLike, "..."], labels: Real[ArrayLike, "..."], n_classes: int | None
+) -> tuple[Float[np.ndarray, "n D"], Int[np.ndarray, " n"], int]:
     x = np.asarray(features, dtype=np.float64)
     y = np.asarray(labels)
     if x.ndim != 2:
@@ -183,10 +184,10 @@ def _check_xy(
 
 
 def ordinal_nll(
-    head: ThermoHead, features: Float[np.ndarray, "n D"], labels: Int[np.ndarray, " n"]
+    head: ThermoHead, features: Float[ArrayLike, "..."], labels: Real[ArrayLike, "..."]
 ) -> float:
     """Mean negative log-likelihood of `labels` under `head` (lower is better; NumPy, so no
-    compilation)."""
+    compilation). The data are checked as in `fit_thermo_head`."""
     x, y, _ = _check_xy(features, labels, head.n_classes)
     mean, scale, weight, bias, cut = (
         np.asarray(a, np.float64)
@@ -198,13 +199,16 @@ def ordinal_nll(
     return float(-np.mean(np.log(np.maximum(prob, 1e-300))))
 
 
-def _spacing(raw: Float[Array, " K-1"]) -> Float[Array, " K-1"]:
+def _spacing(raw: Float[Array, " cuts"]) -> Float[Array, " cuts"]:
     # First cut-point free, the others above it by softplus gaps: always increasing.
     return jnp.cumsum(jnp.concatenate([raw[:1], jax.nn.softplus(raw[1:])]))
 
 
 def _objective(
-    theta: Float[Array, " P"], z: Float[Array, "n D"], y: Int[Array, " n"], l2: Float[Array, ""]
+    theta: Float[Array, " P"],
+    z: Float[Array, "n D"],
+    y: Int[Array, " n"],
+    l2: float | Float[Array, ""],
 ) -> Float[Array, ""]:
     w, raw = theta[: z.shape[1]], theta[z.shape[1] :]
     ll = _log_likelihood(z @ w, _spacing(raw), y)
@@ -302,8 +306,8 @@ def _fit(prep: _Prepared, l2: float, positive_from: int, max_steps: int, tol: fl
 
 
 def fit_thermo_head(
-    features: Float[np.ndarray, "n D"],
-    labels: Int[np.ndarray, " n"],
+    features: Float[ArrayLike, "..."],
+    labels: Real[ArrayLike, "..."],
     *,
     l2: float = 1e-2,
     n_classes: int | None = None,
@@ -313,11 +317,12 @@ def fit_thermo_head(
 ) -> ThermoHead:
     """Fit the ordinal logistic head of the module docstring; deterministic.
 
-    `features` are standardised with their own mean and standard deviation (folded into the
-    returned module). `labels` are classes `0..n_classes-1` (default: up to the largest
-    label) and each class must occur. `l2` is the ridge strength on the standardised
-    weights; choose it on validation data (`choose_l2`). The output is shifted so that the
-    head returns the logit of P(class >= `positive_from`).
+    `features` `(n, D)` are standardised with their own mean and standard deviation (folded
+    into the returned module). `labels` `(n,)` are classes `0..n_classes-1` (default: up to
+    the largest label; integer-valued floats are accepted) and each class must occur; data
+    that break these rules raise a `ValueError` saying how. `l2` is the ridge strength on
+    the standardised weights; choose it on validation data (`choose_l2`). The output is
+    shifted so that the head returns the logit of P(class >= `positive_from`).
 
     SciPy's L-BFGS-B minimises it in float64, with the analytic gradient in NumPy (tested
     against `jax.grad` of the JAX objective), stopping when the relative decrease falls below
@@ -358,8 +363,8 @@ def choose_l2(
 
 
 def _check_binary(
-    scores: Float[np.ndarray, " n"], positives: Bool[np.ndarray, " n"]
-) -> tuple[np.ndarray, np.ndarray]:
+    scores: npt.ArrayLike, positives: npt.ArrayLike
+) -> tuple[Float[np.ndarray, " n"], Bool[np.ndarray, " n"]]:
     s = np.asarray(scores, dtype=np.float64)
     p = np.asarray(positives)
     if s.ndim != 1 or p.shape != s.shape:
@@ -377,9 +382,14 @@ def _check_binary(
     return s, p
 
 
-def auroc(scores: Float[np.ndarray, " n"], positives: Bool[np.ndarray, " n"]) -> float:
+def auroc(scores: npt.ArrayLike, positives: npt.ArrayLike) -> float:
     """Area under the ROC curve: P(score of a random positive > score of a random negative),
-    ties counting one half (the Mann-Whitney U statistic over `n_pos * n_neg`)."""
+    ties counting one half (the Mann-Whitney U statistic over `n_pos * n_neg`).
+
+    `scores` and `positives` are 1-D and of one length (arrays or lists): finite numbers, and
+    booleans or 0/1, with at least one positive and one negative. Anything else raises a
+    `ValueError` saying what is wrong.
+    """
     s, p = _check_binary(scores, positives)
     ranks = scipy.stats.rankdata(s)  # average ranks for ties
     n_pos, n_neg = int(p.sum()), int((~p).sum())
@@ -387,9 +397,12 @@ def auroc(scores: Float[np.ndarray, " n"], positives: Bool[np.ndarray, " n"]) ->
 
 
 def roc_curve(
-    scores: Float[np.ndarray, " n"], positives: Bool[np.ndarray, " n"]
+    scores: npt.ArrayLike, positives: npt.ArrayLike
 ) -> tuple[Float[np.ndarray, " t"], Float[np.ndarray, " t"]]:
-    """False- and true-positive rates at every distinct threshold, from (0, 0) to (1, 1)."""
+    """False- and true-positive rates at every distinct threshold, from (0, 0) to (1, 1).
+
+    The inputs are those of `auroc`, checked the same way.
+    """
     s, p = _check_binary(scores, positives)
     order = np.argsort(-s, kind="stable")
     s, p = s[order], p[order]

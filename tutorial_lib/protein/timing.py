@@ -115,7 +115,7 @@ def compare_forward_speed(
     jax_logits = jax.block_until_ready(forward_batch(model, jax_tokens).logits)
     compile_s = time.perf_counter() - start
 
-    def run_torch() -> np.ndarray:
+    def run_torch() -> torch.Tensor:
         with torch.inference_mode():
             out = torch_model(torch_tokens).logits
         if on_gpu:
