@@ -59,13 +59,31 @@ def test_public_modules_have_all_and_import_no_private_names(path):
     module = importlib.import_module(name)
     assert isinstance(getattr(module, "__all__", None), list), f"{name} has no __all__"
     assert all(hasattr(module, n) for n in module.__all__), f"{name}.__all__ names a missing name"
-    # A package's own private modules (`from . import _http`) are fine; another module's private
-    # names are not.
+    # A package's own private modules (`from tutorial_lib.protein import _http`) are fine; another
+    # module's private names are not.
+    package = name if path.stem == "__init__" else name.rsplit(".", 1)[0]
     for node in ast.walk(ast.parse(path.read_text())):
         if (
             isinstance(node, ast.ImportFrom)
             and node.module
             and (node.level or node.module.startswith("tutorial_lib"))
         ):
-            private = [a.name for a in node.names if re.match(r"_[^_]", a.name)]
+            private = [
+                a.name
+                for a in node.names
+                if re.match(r"_[^_]", a.name)
+                and not (node.module == package and (path.parent / f"{a.name}.py").is_file())
+            ]
             assert not private, f"{name} imports private names {private} from {node.module}"
+
+
+@pytest.mark.parametrize(
+    "path", sorted(LIBRARY.rglob("*.py")), ids=lambda p: str(p.relative_to(LIBRARY))
+)
+def test_one_import_style_absolute(path):
+    relative = [
+        node.lineno
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and node.level
+    ]
+    assert not relative, f"{path.name}: relative imports on lines {relative}; import absolutely"

@@ -5,8 +5,8 @@ listed once in `registry.txt` (path, sha256, URL at a pinned commit). Failures r
 `DataError` with what to do.
 """
 
-from ._errors import ChecksumError, DataError, DownloadError
-from ._fetch import (
+from tutorial_lib.data._errors import ChecksumError, DataError, DownloadError
+from tutorial_lib.data._fetch import (
     DataRootError,
     DatasetStatus,
     UnverifiedDataWarning,
@@ -15,11 +15,18 @@ from ._fetch import (
     fetch_file,
     file_sha256,
 )
-from ._paths import OFFLINE_ENV, cache_dir, data_root, offline
-from ._registry import DATASETS, Dataset, FileSpec, dataset_files, registry
-from .augment import all_dihedral, dihedral, random_dihedral
-from .fasta import AMINO_ACIDS, PROTEIN_ALPHABET, FastaRecord, format_fasta, parse_fasta, read_fasta
-from .galaxies import (
+from tutorial_lib.data._paths import OFFLINE_ENV, cache_dir, data_root, offline
+from tutorial_lib.data._registry import DATASETS, Dataset, FileSpec, dataset_files, registry
+from tutorial_lib.data.augment import all_dihedral, dihedral, random_dihedral
+from tutorial_lib.data.fasta import (
+    AMINO_ACIDS,
+    PROTEIN_ALPHABET,
+    FastaRecord,
+    format_fasta,
+    parse_fasta,
+    read_fasta,
+)
+from tutorial_lib.data.galaxies import (
     GALAXY10_LABELS,
     GALAXY_ZOO_LABELS,
     CacheRebuiltWarning,
@@ -29,15 +36,15 @@ from .galaxies import (
     centre_crop_resize,
     load_galaxies,
 )
-from .homology import (
+from tutorial_lib.data.homology import (
     Split,
     homology_clusters,
     homology_split,
     near_duplicate_pairs,
     split_clusters,
 )
-from .hubble import detect_sources, hubble_cutouts
-from .proteins import (
+from tutorial_lib.data.hubble import detect_sources, hubble_cutouts
+from tutorial_lib.data.proteins import (
     GB1,
     GB1_SPLITS,
     THERMOPROT_CLASSES,
@@ -45,7 +52,13 @@ from .proteins import (
     load_gb1,
     load_thermoprot,
 )
-from .toy import GaussianMixture, example_mixture, ring_mixture, swiss_roll, two_moons
+from tutorial_lib.data.toy import (
+    GaussianMixture,
+    example_mixture,
+    ring_mixture,
+    swiss_roll,
+    two_moons,
+)
 
 __all__ = [
     "AMINO_ACIDS",

@@ -9,7 +9,7 @@ without.
 import argparse
 import sys
 
-from . import DATASETS, DataError, data_root, dataset_status, fetch_dataset
+from tutorial_lib.data import DATASETS, DataError, data_root, dataset_status, fetch_dataset
 
 
 def main(argv: list[str] | None = None) -> int:

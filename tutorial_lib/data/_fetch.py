@@ -13,9 +13,9 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="IProgress not found")
     import pooch
 
-from ._errors import ChecksumError, DataError, DownloadError
-from ._paths import DATA_ENV, OFFLINE_ENV, data_root, offline
-from ._registry import DATASETS, FileSpec, dataset_files, file_spec, url_for
+from tutorial_lib.data._errors import ChecksumError, DataError, DownloadError
+from tutorial_lib.data._paths import DATA_ENV, OFFLINE_ENV, data_root, offline
+from tutorial_lib.data._registry import DATASETS, FileSpec, dataset_files, file_spec, url_for
 
 # Short connect timeout so that an offline machine fails in seconds, not minutes.
 CONNECT_TIMEOUT_S = 5.0

@@ -16,7 +16,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="IProgress not found")
     import pooch
 
-from ._paths import APP_NAME, MIRROR_ENV
+from tutorial_lib.data._paths import APP_NAME, MIRROR_ENV
 
 UNPINNED = "unpinned"
 

@@ -5,7 +5,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
-from ._errors import DataError
+from tutorial_lib.data._errors import DataError
 
 __all__ = [
     "AMINO_ACIDS",

@@ -14,11 +14,11 @@ import numpy as np
 from jaxtyping import Float, Int, UInt8
 from PIL import Image
 
-from ._errors import DataError, DownloadError
-from ._fetch import fetch_dataset, fetch_file, file_sha256
-from ._paths import cache_dir, data_root
-from ._registry import dataset_files
-from .hubble import hubble_cutouts
+from tutorial_lib.data._errors import DataError, DownloadError
+from tutorial_lib.data._fetch import fetch_dataset, fetch_file, file_sha256
+from tutorial_lib.data._paths import cache_dir, data_root
+from tutorial_lib.data._registry import dataset_files
+from tutorial_lib.data.hubble import hubble_cutouts
 
 __all__ = [
     "GALAXY10_LABELS",

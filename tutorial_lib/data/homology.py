@@ -26,7 +26,7 @@ import scipy.sparse
 import scipy.sparse.csgraph
 from jaxtyping import Int
 
-from .fasta import AMINO_ACIDS
+from tutorial_lib.data.fasta import AMINO_ACIDS
 
 __all__ = [
     "Split",

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 from jaxtyping import Float, Int
 
-from ._errors import DataError
-from ._fetch import fetch_dataset, fetch_file
-from .fasta import read_fasta
-from .homology import Split
+from tutorial_lib.data._errors import DataError
+from tutorial_lib.data._fetch import fetch_dataset, fetch_file
+from tutorial_lib.data.fasta import read_fasta
+from tutorial_lib.data.homology import Split
 
 __all__ = [
     "GB1",

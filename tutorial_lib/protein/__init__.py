@@ -18,7 +18,7 @@ Everything public is importable from here, except the sampler's entry point, whi
 `tutorial_lib.protein.design.design` (here `design` is that module).
 """
 
-from .alphabet import (
+from tutorial_lib.protein.alphabet import (
     AMINO_ACID_IDS,
     CLS,
     EOS,
@@ -38,7 +38,7 @@ from .alphabet import (
     random_tokens,
     tokenize,
 )
-from .attention import (
+from tutorial_lib.protein.attention import (
     Dense,
     EncoderBlock,
     MultiHeadAttention,
@@ -46,7 +46,7 @@ from .attention import (
     scaled_dot_product_attention,
     sinusoidal_positions,
 )
-from .char_mlm import (
+from tutorial_lib.protein.char_mlm import (
     DEFAULT_CHARS,
     CharMLM,
     CharMLMOutput,
@@ -61,7 +61,7 @@ from .char_mlm import (
     train_char_mlm,
     unigram_cross_entropy,
 )
-from .complexity import (
+from tutorial_lib.protein.complexity import (
     SEG_THRESHOLD,
     SEG_WINDOW,
     Guard,
@@ -70,7 +70,7 @@ from .complexity import (
     guard,
     window_entropy,
 )
-from .contacts import (
+from tutorial_lib.protein.contacts import (
     apc,
     attention_contact_maps,
     contact_features,
@@ -81,7 +81,7 @@ from .contacts import (
     symmetrize,
     top_pairs,
 )
-from .design import (
+from tutorial_lib.protein.design import (
     ChainState,
     DesignEnergy,
     DesignResult,
@@ -94,7 +94,7 @@ from .design import (
     run_chain,
     sample_chains,
 )
-from .embed import (
+from tutorial_lib.protein.embed import (
     EmbeddingTiming,
     centre_crop,
     embed_sequences,
@@ -103,7 +103,7 @@ from .embed import (
     mean_over_residues,
     timed_embed_sequences,
 )
-from .esm2 import (
+from tutorial_lib.protein.esm2 import (
     ESM2,
     ContactHead,
     ESM2Config,
@@ -114,7 +114,7 @@ from .esm2 import (
     TransformerLayer,
     forward_batch,
 )
-from .fold import (
+from tutorial_lib.protein.fold import (
     ESMFOLD_MAX_LENGTH,
     ESMFOLD_URL,
     MAX_ANSWER_BYTES,
@@ -126,7 +126,7 @@ from .fold import (
     show_structure,
     validate_sequence,
 )
-from .judge import (
+from tutorial_lib.protein.judge import (
     CompositionJudge,
     LeaderboardRow,
     fit_composition_judge,
@@ -136,7 +136,7 @@ from .judge import (
     leaderboard,
     mean_pairwise_distance,
 )
-from .load import (
+from tutorial_lib.protein.load import (
     ESM2_MODELS,
     HUB_CONFIGS,
     TINY_ARTIFACT,
@@ -148,7 +148,7 @@ from .load import (
     load_hf_directory,
     parameter_count,
 )
-from .mlm import (
+from tutorial_lib.protein.mlm import (
     MaskedTokens,
     mask_tokens,
     masked_cross_entropy,
@@ -156,7 +156,7 @@ from .mlm import (
     mlm_loss,
     unigram_perplexity,
 )
-from .thermo import (
+from tutorial_lib.protein.thermo import (
     COMPOSITION_ALPHABET,
     L2Choice,
     ThermoHead,
@@ -170,11 +170,11 @@ from .thermo import (
     ordinal_nll,
     roc_curve,
 )
-from .timing import (
+from tutorial_lib.protein.timing import (
     compare_forward_speed,
     compile_seconds,
 )
-from .zero_shot import (
+from tutorial_lib.protein.zero_shot import (
     gb1_construct_positions,
     masked_marginal_scores,
     mutated_positions,

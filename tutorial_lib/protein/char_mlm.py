@@ -29,8 +29,8 @@ import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
-from .attention import EncoderBlock, sinusoidal_positions
-from .mlm import MaskedTokens, masked_cross_entropy, mlm_loss
+from tutorial_lib.protein.attention import EncoderBlock, sinusoidal_positions
+from tutorial_lib.protein.mlm import MaskedTokens, masked_cross_entropy, mlm_loss
 
 __all__ = [
     "DEFAULT_CHARS",

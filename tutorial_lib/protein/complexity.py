@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from .alphabet import AMINO_ACID_IDS, STANDARD_AMINO_ACIDS, tokenize
+from tutorial_lib.protein.alphabet import AMINO_ACID_IDS, STANDARD_AMINO_ACIDS, tokenize
 
 __all__ = [
     "SEG_THRESHOLD",

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
-from .alphabet import CLS, EOS, PAD
+from tutorial_lib.protein.alphabet import CLS, EOS, PAD
 
 __all__ = [
     "apc",

@@ -44,11 +44,23 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from .alphabet import AMINO_ACID_IDS, MASK, PAD, detokenize, is_residue, tokenize
-from .complexity import SEG_THRESHOLD, SEG_WINDOW, check_sequence, complexity_penalty
-from .embed import mean_over_residues
-from .esm2 import ESM2
-from .timing import compile_seconds
+from tutorial_lib.protein.alphabet import (
+    AMINO_ACID_IDS,
+    MASK,
+    PAD,
+    detokenize,
+    is_residue,
+    tokenize,
+)
+from tutorial_lib.protein.complexity import (
+    SEG_THRESHOLD,
+    SEG_WINDOW,
+    check_sequence,
+    complexity_penalty,
+)
+from tutorial_lib.protein.embed import mean_over_residues
+from tutorial_lib.protein.esm2 import ESM2
+from tutorial_lib.protein.timing import compile_seconds
 
 __all__ = [
     "ChainState",

@@ -27,9 +27,8 @@ import numpy as np
 from jaxtyping import Array, Float, Int
 
 from tutorial_lib.benchmark import best_time
-
-from .alphabet import PAD, is_residue, random_tokens, tokenize
-from .esm2 import ESM2
+from tutorial_lib.protein.alphabet import PAD, is_residue, random_tokens, tokenize
+from tutorial_lib.protein.esm2 import ESM2
 
 __all__ = [
     "EmbeddingTiming",

@@ -29,9 +29,9 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from .alphabet import MASK, PAD, VOCAB_SIZE
-from .attention import Dense, apply_rotary
-from .contacts import contact_features
+from tutorial_lib.protein.alphabet import MASK, PAD, VOCAB_SIZE
+from tutorial_lib.protein.attention import Dense, apply_rotary
+from tutorial_lib.protein.contacts import contact_features
 
 __all__ = [
     "ESM2",

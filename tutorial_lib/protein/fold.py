@@ -29,9 +29,8 @@ import numpy as np
 from jaxtyping import Float, Int
 
 from tutorial_lib.data import OFFLINE_ENV, offline
-
-from . import _http
-from .alphabet import STANDARD_AMINO_ACIDS
+from tutorial_lib.protein import _http
+from tutorial_lib.protein.alphabet import STANDARD_AMINO_ACIDS
 
 __all__ = [
     "ESMFOLD_MAX_LENGTH",

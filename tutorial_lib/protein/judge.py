@@ -22,8 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import ArrayLike, Float, Int
 
-from .complexity import check_sequence, guard
-from .thermo import ThermoHead, compositions, fit_thermo_head
+from tutorial_lib.protein.complexity import check_sequence, guard
+from tutorial_lib.protein.thermo import ThermoHead, compositions, fit_thermo_head
 
 __all__ = [
     "CompositionJudge",

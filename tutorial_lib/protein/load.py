@@ -39,9 +39,9 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-from . import _http
-from .alphabet import MASK, PAD, VOCAB_SIZE
-from .esm2 import ESM2, ESM2Config
+from tutorial_lib.protein import _http
+from tutorial_lib.protein.alphabet import MASK, PAD, VOCAB_SIZE
+from tutorial_lib.protein.esm2 import ESM2, ESM2Config
 
 __all__ = [
     "ESM2_MODELS",

@@ -22,8 +22,15 @@ import numpy as np
 import optax
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from .alphabet import AMINO_ACID_IDS, MASK, PAD, RESIDUE_IDS, VOCAB_SIZE, is_residue
-from .esm2 import ESM2
+from tutorial_lib.protein.alphabet import (
+    AMINO_ACID_IDS,
+    MASK,
+    PAD,
+    RESIDUE_IDS,
+    VOCAB_SIZE,
+    is_residue,
+)
+from tutorial_lib.protein.esm2 import ESM2
 
 __all__ = [
     "MaskedLM",

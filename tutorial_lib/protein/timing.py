@@ -17,10 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from tutorial_lib.benchmark import best_times
-
-from .alphabet import random_tokens
-from .esm2 import ESM2Config, forward_batch
-from .load import load_hf_directory
+from tutorial_lib.protein.alphabet import random_tokens
+from tutorial_lib.protein.esm2 import ESM2Config, forward_batch
+from tutorial_lib.protein.load import load_hf_directory
 
 __all__ = ["compare_forward_speed", "compile_seconds"]
 

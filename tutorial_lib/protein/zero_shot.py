@@ -24,8 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from .alphabet import AMINO_ACID_IDS, MASK, STANDARD_AMINO_ACIDS, tokenize
-from .esm2 import ESM2
+from tutorial_lib.protein.alphabet import AMINO_ACID_IDS, MASK, STANDARD_AMINO_ACIDS, tokenize
+from tutorial_lib.protein.esm2 import ESM2
 
 __all__ = [
     "gb1_construct_positions",
