@@ -25,6 +25,8 @@ extensions = [
     "autodoc2",
     # Inline `names` of the library in page prose link to their reference entries.
     "library_links",
+    # Executed outputs that link a CDN stylesheet (matplotlib animations) work offline.
+    "offline_outputs",
     # Links to the documentation of JAX, NumPy, Equinox and Diffrax (see intersphinx_mapping).
     "sphinx.ext.intersphinx",
 ]
