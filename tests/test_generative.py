@@ -125,7 +125,9 @@ def test_autoregressive_layer_fast_and_slow_are_inverses():
         a = jr.normal(jr.key(2), (4,))
         b, ld = layer.fast(a)
         np.testing.assert_allclose(layer.slow(b), a, atol=1e-5)
-        np.testing.assert_allclose(ld, _slogdet(lambda v: layer.fast(v)[0], a), rtol=1e-4)
+        np.testing.assert_allclose(
+            ld, _slogdet(lambda v, layer=layer: layer.fast(v)[0], a), rtol=1e-4
+        )
 
 
 @pytest.mark.parametrize("kind", ["maf", "iaf"])
@@ -354,4 +356,24 @@ def test_the_loop_fits_and_a_finished_run_resumes_without_training_again(tmp_pat
     assert run["history"][-1][0] == 200 and run["sessions"] == 1
     again, run2 = _loop.fit("toy-loop", config, {"w": jnp.zeros(2)}, loss, target, seed=0)
     np.testing.assert_array_equal(again["w"], params["w"])
-    assert run2["sessions"] == 2 and run2["previous_wall_s"] == pytest.approx(run["wall_s"], abs=0.1)
+    assert run2["sessions"] == 2 and run2["previous_wall_s"] == pytest.approx(
+        run["wall_s"], abs=0.1
+    )
+
+
+# --- schedules as SDEs (the DDPM likelihood) --------------------------------------------------
+
+
+def test_a_schedule_seen_as_an_sde_matches_the_linear_vpsde():
+    from tutorial_lib.diffusion.schedule import CosineSchedule, LinearSchedule, ScheduleSDE
+    from tutorial_lib.diffusion.sde import VPSDE
+
+    t = jnp.array([0.01, 0.3, 0.7, 0.99])
+    generic, exact = ScheduleSDE(LinearSchedule()), VPSDE()
+    np.testing.assert_allclose(generic.beta(t), exact.beta(t), rtol=1e-4)
+    np.testing.assert_allclose(generic.mean_coeff(t), exact.mean_coeff(t), rtol=1e-5)
+    np.testing.assert_allclose(generic.marginal_std(t), exact.marginal_std(t), rtol=1e-5)
+    cosine = CosineSchedule().sde
+    assert np.all(np.asarray(cosine.beta(t)) > 0)
+    a, s = cosine.mean_coeff(t), cosine.marginal_std(t)
+    np.testing.assert_allclose(a**2 + s**2, 1.0, rtol=1e-5)  # variance preserving

@@ -10,7 +10,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = ROOT / "tutorial_lib"
 INFRASTRUCTURE = {"config", "artifacts", "benchmark", "check_setup"}
-PART_PACKAGE = {"jax": "jax_science", "diffusion": "diffusion", "protein": "protein"}
+PART_PACKAGE = {
+    "jax": "jax_science",
+    "diffusion": "diffusion",
+    "protein": "protein",
+    "generative": "generative",
+}
 # The tiny-ESM2 chapter shows its own trainer's step and data pipeline.
 EXCEPTIONS = {"protein/tiny-esm2.md": {"train"}}
 PAGES = sorted(p for part in PART_PACKAGE for p in (ROOT / "docs" / part).glob("*.md"))

@@ -28,6 +28,7 @@ __all__ = [
     "ellipticity",
     "luminance",
     "nearest_neighbour_distances",
+    "pixel_gradient_rms",
     "radial_profile",
     "summaries",
     "wasserstein_1d",
@@ -237,6 +238,14 @@ def colour(images) -> np.ndarray:
     inside = _distances(s, _centroids(lum)) <= s / 4
     flux = np.maximum((sub * inside[..., None]).sum(axis=(1, 2)), FLUX_FLOOR)
     return 2.5 * np.log10(flux[:, 0] / flux[:, 2])
+
+
+def pixel_gradient_rms(images) -> np.ndarray:
+    """Root-mean-square difference between neighbouring pixels of the luminance, `(n,)`: how
+    much fine structure (detail and noise) an image has. Blurred images score low."""
+    lum = luminance(_check_images(images))
+    dy, dx = np.diff(lum, axis=1), np.diff(lum, axis=2)
+    return np.sqrt(0.5 * (np.mean(dy**2, axis=(1, 2)) + np.mean(dx**2, axis=(1, 2))))
 
 
 def summaries(images) -> dict[str, np.ndarray]:

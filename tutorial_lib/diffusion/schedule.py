@@ -17,9 +17,16 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from tutorial_lib.diffusion.sde import VPSDE
+from tutorial_lib.diffusion.sde import VPSDE, AbstractSDE
 
-__all__ = ["SCHEDULES", "CosineSchedule", "LinearSchedule", "NoiseSchedule", "make_schedule"]
+__all__ = [
+    "SCHEDULES",
+    "CosineSchedule",
+    "LinearSchedule",
+    "NoiseSchedule",
+    "ScheduleSDE",
+    "make_schedule",
+]
 
 
 class NoiseSchedule(eqx.Module):
@@ -57,6 +64,12 @@ class NoiseSchedule(eqx.Module):
 
         lo, hi = jax.lax.fori_loop(0, 40, body, (jnp.zeros_like(target), jnp.ones_like(target)))
         return 0.5 * (lo + hi)
+
+    @property
+    def sde(self) -> AbstractSDE:
+        """This schedule as a variance-preserving SDE on `[0, 1]` (`ScheduleSDE`), for the
+        probability-flow likelihood of `tutorial_lib.diffusion.sde.log_likelihood`."""
+        return ScheduleSDE(self)
 
     def add_noise(
         self, x0: Float[Array, "*#shape"], eps: Float[Array, "*#shape"], t: Float[ArrayLike, ""]
@@ -99,6 +112,35 @@ class CosineSchedule(NoiseSchedule):
         f0 = math.cos(0.5 * math.pi * self.s / (1 + self.s))
         log_a = 2 * (jnp.log(jnp.maximum(f, 1e-20)) - math.log(f0))
         return jnp.maximum(log_a, math.log(self.min_alpha_bar))
+
+
+class ScheduleSDE(AbstractSDE):
+    """The variance-preserving SDE of any schedule: `dx = -beta(t) x / 2 dt + sqrt(beta(t)) dW`
+    with `beta(t) = -d log abar(t) / dt` (by automatic differentiation), so that
+    `alpha(t) = sqrt(abar(t))`, `sigma(t) = sqrt(1 - abar(t))`; the prior is `N(0, I)`."""
+
+    schedule: NoiseSchedule
+    T: float = 1.0
+
+    def beta(self, t: Float[ArrayLike, "*t"]) -> Float[Array, "*t"]:
+        t = jnp.asarray(t, dtype=float)
+        _, slope = jax.jvp(self.schedule.log_alpha_bar, (t,), (jnp.ones_like(t),))
+        return -slope
+
+    def drift(self, x, t):
+        return -0.5 * self.beta(t) * x
+
+    def diffusion(self, t):
+        return jnp.sqrt(self.beta(t))
+
+    def mean_coeff(self, t):
+        return self.schedule.signal_and_noise(t)[0]
+
+    def marginal_std(self, t):
+        return self.schedule.signal_and_noise(t)[1]
+
+    def prior_std(self):
+        return 1.0
 
 
 SCHEDULES = {"linear": LinearSchedule, "cosine": CosineSchedule}

@@ -161,11 +161,14 @@ def _check_n(n: object) -> int:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class GalaxyVAE:
-    """The book's galaxy VAE (`beta = 1`), with the beta sweep's other models in `.sweep`."""
+    """A shipped galaxy VAE. `pretrained("galaxy-vae")` is the `beta = 1` model; `.sweep`
+    holds every model of the beta sweep by `beta` (`"0.25"`, `"1"`, `"4"`), each a
+    `GalaxyVAE` with the same methods."""
 
     model: VAE
     metadata: dict
-    sweep: dict[str, VAE]  # {"0.25": VAE, "1": VAE, "4": VAE}
+    beta: float
+    sweep: dict[str, "GalaxyVAE"] = dataclasses.field(default_factory=dict)
 
     @property
     def image_size(self) -> int:
@@ -190,6 +193,10 @@ class GalaxyVAE:
         return jnp.transpose(
             jnp.asarray(_batched(lambda b: _decode(self.model, b), z, size=256)), (0, 2, 3, 1)
         )
+
+    def reconstruct(self, images: Float[ArrayLike, "n s s 3"]) -> Float[Array, "n s s 3"]:
+        """`decode(encode(images))`: each image through its posterior mean."""
+        return self.decode(self.encode(images))
 
     def sample(self, key: PRNGKeyArray, n: object) -> Float[Array, "n s s 3"]:
         """`n` galaxies: `z ~ N(0, I)`, decoded to the mean image (no pixel noise added)."""
@@ -274,7 +281,10 @@ def _load(name: str, root):
             like,
         )
         tree, metadata = load_artifact(name, like, config=config, root=root)
-        return GalaxyVAE(tree["1"], metadata, tree)
+        sweep = {b: GalaxyVAE(m, metadata, float(b)) for b, m in tree.items()}
+        for model in sweep.values():
+            model.sweep.update(sweep)
+        return sweep["1"]
     config = _config_of(name, FLOW_CONFIGS, root)
     like = eqx.filter_eval_shape(build_flow, config)
     like = jax.tree.map(
