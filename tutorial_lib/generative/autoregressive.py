@@ -34,8 +34,6 @@ __all__ = [
     "made_masks",
 ]
 
-Vector = Float[Array, " d"]
-
 
 def made_masks(dim: int, hidden: int, depth: int) -> list[Bool[Array, "out in"]]:
     """The binary masks of a MADE with `depth` hidden layers of `hidden` units.
@@ -76,7 +74,7 @@ class MADE(eqx.Module):
         self.layers = tuple(layers)
         self.masks = tuple(masks)
 
-    def __call__(self, a: Vector) -> tuple[Vector, Vector]:
+    def __call__(self, a: Float[Array, " d"]) -> tuple[Float[Array, " d"], Float[Array, " d"]]:
         h = a
         for layer, mask in zip(self.layers[:-1], self.masks[:-1], strict=True):
             h = jax.nn.gelu(jnp.where(mask, layer.weight, 0.0) @ h + layer.bias)
@@ -92,14 +90,14 @@ class AutoregressiveAffine(eqx.Module):
     made: MADE
     reverse: bool = eqx.field(static=True)
 
-    def fast(self, a: Vector) -> tuple[Vector, Float[Array, ""]]:
+    def fast(self, a: Float[Array, " d"]) -> tuple[Float[Array, " d"], Float[Array, ""]]:
         """`a -> b` in one network pass, with `log |det db/da| = sum(s)`."""
         a_ = a[::-1] if self.reverse else a
         s, m = self.made(a_)
         b = a_ * jnp.exp(s) + m
         return (b[::-1] if self.reverse else b), jnp.sum(s)
 
-    def slow(self, b: Vector) -> Vector:
+    def slow(self, b: Float[Array, " d"]) -> Float[Array, " d"]:
         """`b -> a`: D network passes, recovering one more coordinate each time."""
         b_ = b[::-1] if self.reverse else b
 
@@ -142,7 +140,7 @@ class AutoregressiveFlow(eqx.Module):
         )
         self.kind = kind
 
-    def log_prob(self, x: Vector) -> Float[Array, ""]:
+    def log_prob(self, x: Float[Array, " d"]) -> Float[Array, ""]:
         """`log p(x)` of one point: one network pass per layer for MAF, D for IAF."""
         if self.kind == "maf":
             log_det = jnp.zeros(())
@@ -158,7 +156,7 @@ class AutoregressiveFlow(eqx.Module):
             log_det = log_det + layer.fast(x)[1]
         return standard_normal_log_prob(x) - log_det
 
-    def sample(self, key: PRNGKeyArray) -> Vector:
+    def sample(self, key: PRNGKeyArray) -> Float[Array, " d"]:
         """One sample: one network pass per layer for IAF, D for MAF."""
         dim = self.layers[0].made.masks[0].shape[1]
         z = jr.normal(key, (dim,))

@@ -180,11 +180,12 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
 def paired_bootstrap(
     correct_a: ArrayLike, correct_b: ArrayLike, *, n_boot: int = 10_000, seed: int = 0
 ) -> tuple[float, float, float]:
-    """Accuracy difference `a - b` of two classifiers on the same test items, with a 95 %
-    percentile bootstrap interval (items resampled together): `(difference, low, high)`."""
+    """Difference of the means `a - b` of two per-item scores on the same test items (0/1
+    correctness of two classifiers, or two models' bits/dim), with a 95 % percentile bootstrap
+    interval (items resampled together): `(difference, low, high)`."""
     a, b = np.asarray(correct_a, float), np.asarray(correct_b, float)
-    if a.shape != b.shape or a.ndim != 1:
-        raise ValueError("give two equal-length 0/1 vectors of per-item correctness")
+    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
+        raise ValueError("give two equal-length 1-D vectors of per-item scores")
     idx = np.random.default_rng(seed).integers(0, len(a), (n_boot, len(a)))
     diffs = a[idx].mean(1) - b[idx].mean(1)
     return float(a.mean() - b.mean()), *map(float, np.percentile(diffs, [2.5, 97.5]))

@@ -47,8 +47,6 @@ __all__ = [
     "standard_normal_log_prob",
 ]
 
-Image = Float[Array, "c h w"]
-
 
 def standard_normal_log_prob(z: Float[Array, "..."]) -> Float[Array, ""]:
     """`log N(z; 0, I)`, summed over all entries."""
@@ -79,10 +77,10 @@ def channel_mask(shape: tuple[int, int, int], parity: int) -> Float[Array, "c h 
 class FlowLayer(eqx.Module):
     """An invertible map of one image: `forward(x) -> (y, log|det dy/dx|)`, `inverse(y) -> x`."""
 
-    def forward(self, x: Image) -> tuple[Image, Float[Array, ""]]:
+    def forward(self, x: Float[Array, "c h w"]) -> tuple[Float[Array, "c h w"], Float[Array, ""]]:
         raise NotImplementedError
 
-    def inverse(self, y: Image) -> Image:
+    def inverse(self, y: Float[Array, "c h w"]) -> Float[Array, "c h w"]:
         raise NotImplementedError
 
 
@@ -100,11 +98,11 @@ class ActNorm(FlowLayer):
         self.bias = jnp.zeros(channels)
         self.log_scale = jnp.zeros(channels)
 
-    def forward(self, x: Image) -> tuple[Image, Float[Array, ""]]:
+    def forward(self, x: Float[Array, "c h w"]) -> tuple[Float[Array, "c h w"], Float[Array, ""]]:
         y = (x + self.bias[:, None, None]) * jnp.exp(self.log_scale)[:, None, None]
         return y, x.shape[1] * x.shape[2] * jnp.sum(self.log_scale)
 
-    def inverse(self, y: Image) -> Image:
+    def inverse(self, y: Float[Array, "c h w"]) -> Float[Array, "c h w"]:
         return y * jnp.exp(-self.log_scale)[:, None, None] - self.bias[:, None, None]
 
 
@@ -130,7 +128,9 @@ class CouplingNet(eqx.Module):
         )
         self.scale = jnp.ones(channels)
 
-    def __call__(self, x: Image, mask: Image) -> tuple[Image, Image]:
+    def __call__(
+        self, x: Float[Array, "c h w"], mask: Float[Array, "c h w"]
+    ) -> tuple[Float[Array, "c h w"], Float[Array, "c h w"]]:
         h = jnp.concatenate([x * mask, mask[:1]], axis=0)
         h = jax.nn.relu(self.layers[0](h))
         h = jax.nn.relu(self.layers[1](h))
@@ -163,18 +163,18 @@ class AffineCoupling(FlowLayer):
         self.mask = mask
         self.parity = parity
 
-    def _mask(self, shape) -> Image:
+    def _mask(self, shape) -> Float[Array, "c h w"]:
         make = checkerboard_mask if self.mask == "checkerboard" else channel_mask
         return make(tuple(shape), self.parity)
 
-    def forward(self, x: Image) -> tuple[Image, Float[Array, ""]]:
+    def forward(self, x: Float[Array, "c h w"]) -> tuple[Float[Array, "c h w"], Float[Array, ""]]:
         m = self._mask(x.shape)
         s, t = self.net(x, m)
         s = (1 - m) * s
         y = m * x + (1 - m) * (x * jnp.exp(s) + t)
         return y, jnp.sum(s)
 
-    def inverse(self, y: Image) -> Image:
+    def inverse(self, y: Float[Array, "c h w"]) -> Float[Array, "c h w"]:
         m = self._mask(y.shape)
         s, t = self.net(y, m)
         return m * y + (1 - m) * (y - t) * jnp.exp(-(1 - m) * s)
@@ -228,10 +228,10 @@ class ImageFlow(eqx.Module):
     """
 
     layers: tuple[FlowLayer, ...]
-    shape: tuple[int, int, int] = eqx.field(static=True)
+    image_shape: tuple[int, int, int] = eqx.field(static=True)
     alpha: float = eqx.field(static=True)
 
-    def to_latent(self, y: Image) -> tuple[list[Array], Float[Array, ""]]:
+    def to_latent(self, y: Float[Array, "c h w"]) -> tuple[list[Array], Float[Array, ""]]:
         """`y` in `(0, 1)` -> the latent parts and the total log-det (preprocessing included)."""
         x, log_det = logit_preprocess(y, self.alpha)
         parts = []
@@ -245,16 +245,16 @@ class ImageFlow(eqx.Module):
         parts.append(x)
         return parts, log_det
 
-    def log_prob(self, y: Image) -> Float[Array, ""]:
+    def log_prob(self, y: Float[Array, "c h w"]) -> Float[Array, ""]:
         """The exact `log p(y)` of one image `y` in `(0, 1)` (a density on `(0, 1)^D`)."""
         parts, log_det = self.to_latent(y)
         return sum(standard_normal_log_prob(z) for z in parts) + log_det
 
     def latent_shapes(self) -> list[tuple[int, int, int]]:
-        parts, _ = eqx.filter_eval_shape(self.to_latent, jnp.full(self.shape, 0.5))
+        parts, _ = eqx.filter_eval_shape(self.to_latent, jnp.full(self.image_shape, 0.5))
         return [p.shape for p in parts]
 
-    def from_latent(self, parts: list[Array]) -> Image:
+    def from_latent(self, parts: list[Array]) -> Float[Array, "c h w"]:
         """The inverse of `to_latent` (without the log-det): latent parts -> image in `[0, 1]`."""
         parts = list(parts)
         x = parts.pop()
@@ -265,7 +265,7 @@ class ImageFlow(eqx.Module):
                 x = layer.inverse(x)
         return logit_postprocess(x, self.alpha)
 
-    def sample(self, key: PRNGKeyArray, temperature: float | Array = 1.0) -> Image:
+    def sample(self, key: PRNGKeyArray, temperature: float | Array = 1.0) -> Float[Array, "c h w"]:
         """One image: every latent part drawn from `N(0, temperature^2 I)`, then inverted."""
         shapes = self.latent_shapes()
         keys = jr.split(key, len(shapes))

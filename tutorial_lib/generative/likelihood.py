@@ -46,7 +46,7 @@ def _log_likelihoods(model, sde, x, probes, t_min, tol):
 
 def ddpm_bits_per_dim(
     ddpm: GalaxyDDPM,
-    images: Float[ArrayLike, "n s s 3"],
+    images: ArrayLike,
     key: PRNGKeyArray,
     *,
     t_min: float = 1e-3,

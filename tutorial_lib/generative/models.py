@@ -117,7 +117,7 @@ def _elbo_terms(vae, x, keys, samples):
 
 
 def elbo_terms(
-    vae: VAE, images: Float[ArrayLike, "n s s 3"], *, samples: int = 16, seed: int = 2
+    vae: VAE, images: ArrayLike, *, samples: int = 16, seed: int = 2
 ) -> dict[str, np.ndarray]:
     """Per image: `-ELBO` in bits/dim (`beta = 1`), the reconstruction term and the KL (nats),
     for 8-bit images `(n, s, s, 3)` in [0, 1], with `samples` posterior draws from a fixed key."""
@@ -143,11 +143,11 @@ def _flow_log_prob(flow, y):
 
 
 def flow_bits_per_dim(
-    flow: ImageFlow, images: Float[ArrayLike, "n s s 3"], seed: int = DEQUANTISATION_SEED
+    flow: ImageFlow, images: ArrayLike, seed: int = DEQUANTISATION_SEED
 ) -> Float[np.ndarray, " n"]:
     """Exact bits/dim of each 8-bit image `(n, s, s, 3)` in [0, 1] under the flow, with the
     uniform dequantisation noise drawn from `jr.key(seed)` (see `tutorial_lib.generative.bits`)."""
-    x = check_images(images, image_size=flow.shape[1], eight_bit=True)
+    x = check_images(images, image_size=flow.image_shape[1], eight_bit=True)
     y = _channels_first(dequantise(jr.key(seed), x))
     log_prob = _batched(lambda b: _flow_log_prob(flow, b), y)
     return np.asarray(bits_per_dim(log_prob, y[0].size))
@@ -178,12 +178,12 @@ class GalaxyVAE:
     def latent_dim(self) -> int:
         return self.model.latent_dim
 
-    def encode(self, images: Float[ArrayLike, "n s s 3"]) -> Float[Array, "n d"]:
+    def encode(self, images: ArrayLike) -> Float[Array, "n d"]:
         """Posterior means `mu(x)` of images `(n, s, s, 3)` in [0, 1]."""
         x = _channels_first(check_images(images, image_size=self.image_size))
         return jnp.asarray(_batched(lambda b: _encode(self.model, b), x, size=256))
 
-    def decode(self, z: Float[ArrayLike, "n d"]) -> Float[Array, "n s s 3"]:
+    def decode(self, z: ArrayLike) -> Float[Array, "n s s 3"]:
         """The decoder's mean image (the logistics' locations) of each latent `(n, latent_dim)`."""
         z = np.asarray(z, np.float32)
         if z.ndim != 2 or z.shape[1] != self.latent_dim or not np.all(np.isfinite(z)):
@@ -194,7 +194,7 @@ class GalaxyVAE:
             jnp.asarray(_batched(lambda b: _decode(self.model, b), z, size=256)), (0, 2, 3, 1)
         )
 
-    def reconstruct(self, images: Float[ArrayLike, "n s s 3"]) -> Float[Array, "n s s 3"]:
+    def reconstruct(self, images: ArrayLike) -> Float[Array, "n s s 3"]:
         """`decode(encode(images))`: each image through its posterior mean."""
         return self.decode(self.encode(images))
 
@@ -202,7 +202,7 @@ class GalaxyVAE:
         """`n` galaxies: `z ~ N(0, I)`, decoded to the mean image (no pixel noise added)."""
         return self.decode(jr.normal(key, (_check_n(n), self.latent_dim)))
 
-    def bits_per_dim(self, images: Float[ArrayLike, "n s s 3"]) -> Float[np.ndarray, " n"]:
+    def bits_per_dim(self, images: ArrayLike) -> Float[np.ndarray, " n"]:
         """`-ELBO` in bits/dim of each 8-bit image: an upper bound on its true bits/dim."""
         return elbo_terms(self.model, images, **self.metadata["config"]["eval"])["bits_per_dim"]
 
@@ -226,7 +226,7 @@ class GalaxyFlow:
 
     @property
     def image_size(self) -> int:
-        return self.model.shape[1]
+        return self.model.image_shape[1]
 
     def sample(
         self, key: PRNGKeyArray, n: object, *, temperature: float = 1.0
@@ -238,7 +238,7 @@ class GalaxyFlow:
         x = _flow_sample(self.model, keys, jnp.float32(temperature))
         return jnp.transpose(x, (0, 2, 3, 1))
 
-    def bits_per_dim(self, images: Float[ArrayLike, "n s s 3"]) -> Float[np.ndarray, " n"]:
+    def bits_per_dim(self, images: ArrayLike) -> Float[np.ndarray, " n"]:
         """Exact bits/dim of each 8-bit image `(n, s, s, 3)` in [0, 1].
 
         The flow is a density on `[0, 1]^D`; an 8-bit image (levels `k / 255`) is dequantised

@@ -40,7 +40,6 @@ __all__ = [
     "reparameterise",
 ]
 
-Image = Float[Array, "c s s"]
 LOG_SCALE_MIN = -7.0  # the narrowest logistic allowed (its scale stays above ~1/1100)
 
 
@@ -132,7 +131,7 @@ class ConvEncoder(eqx.Module):
         )
         self.head = eqx.nn.Linear(4 * width * (image_size // 8) ** 2, 2 * latent_dim, key=k4)
 
-    def __call__(self, x: Image) -> tuple[Float[Array, " d"], Float[Array, " d"]]:
+    def __call__(self, x: Float[Array, "c s s"]) -> tuple[Float[Array, " d"], Float[Array, " d"]]:
         h = 2.0 * x - 1.0
         for conv in self.convs:
             h = jax.nn.silu(conv(h))
@@ -161,7 +160,9 @@ class ConvDecoder(eqx.Module):
             eqx.nn.ConvTranspose2d(width, 6, 4, stride=2, padding=1, key=k4),
         )
 
-    def __call__(self, z: Float[Array, " d"]) -> tuple[Image, Image]:
+    def __call__(
+        self, z: Float[Array, " d"]
+    ) -> tuple[Float[Array, "c s s"], Float[Array, "c s s"]]:
         s = self.image_size // 8
         h = jax.nn.silu(self.head(z)).reshape(4 * self.width, s, s)
         for conv in self.convs[:-1]:
@@ -186,7 +187,12 @@ class VAE(eqx.Module):
         self.latent_dim = latent_dim
 
     def elbo(
-        self, x: Image, key: PRNGKeyArray, *, beta: float | Array = 1.0, samples: int = 1
+        self,
+        x: Float[Array, "c s s"],
+        key: PRNGKeyArray,
+        *,
+        beta: float | Array = 1.0,
+        samples: int = 1,
     ) -> ELBO:
         """The (beta-)ELBO of one 8-bit image `x` (`(3, s, s)`, levels `k / 255`), in nats."""
         mean, log_var = self.encoder(x)
