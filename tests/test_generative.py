@@ -323,6 +323,8 @@ def test_wilson_interval_known_value_and_bootstrap():
     b = np.array([1] * 70 + [0] * 30)
     diff, low, high = classify.paired_bootstrap(a, b)
     assert diff == pytest.approx(0.2) and low < 0.2 < high and low > 0
+    # Plain floats: MyST-NB's glue formats text/plain, and NumPy 2 scalars print as np.float64(...).
+    assert type(lo) is float and type(hi) is float and type(low) is float
 
 
 def test_ridge_and_r_squared():
