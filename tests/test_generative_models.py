@@ -16,7 +16,8 @@ from tutorial_lib.generative import (
 from tutorial_lib.generative.bits import DEQUANTISATION_SEED, bits_per_dim
 from tutorial_lib.train import TrainerConfigError, run_trainer
 
-MODELS = ("galaxy-vae", "galaxy-flow", "galaxy-ddpm")
+MODELS = ("galaxy-vae", "galaxy-flow", "galaxy-ddpm", "galaxy-gan", "galaxy-cddpm")
+TRAINED = ("galaxy-vae", "galaxy-flow", "galaxy-gan", "galaxy-cddpm")
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def flow():
     return pretrained("galaxy-flow")
 
 
-@pytest.mark.parametrize("name", ["galaxy-vae", "galaxy-flow", "galaxy-ddpm-bits"])
+@pytest.mark.parametrize("name", [*TRAINED, "galaxy-ddpm-bits"])
 def test_the_artifacts_are_shipped_intact_with_their_record(name):
     assert verify_artifact(name, root=shipped_root()) == "ok"
     meta = read_metadata(name, root=shipped_root())
@@ -50,7 +51,7 @@ def test_the_split_is_the_ddpms_and_shares_no_galaxy(split):
     assert not set(split.train_ids) & set(split.heldout_ids)
     ddpm = read_metadata("galaxy-ddpm", root=shipped_root())
     assert split.heldout_ids == ddpm["data"]["heldout_ids"]
-    for name in ("galaxy-vae", "galaxy-flow"):
+    for name in TRAINED:
         assert read_metadata(name, root=shipped_root())["data"]["heldout_ids"] == split.heldout_ids
     # Both classes, in both sets, in about equal numbers (700 spirals of 1,400).
     for labels in (split.train_labels, split.heldout_labels):
@@ -62,9 +63,8 @@ def test_every_model_samples_galaxies_in_the_unit_interval(name):
     model = pretrained(name)
     assert model.image_size == 32
     assert isinstance(model.metadata, dict) and "config" in model.metadata
-    x = np.asarray(
-        model.sample(jr.key(0), 3) if name != "galaxy-ddpm" else model.sample(jr.key(0), 2, steps=5)
-    )
+    diffusion = name in ("galaxy-ddpm", "galaxy-cddpm")
+    x = np.asarray(model.sample(jr.key(0), 2, steps=5) if diffusion else model.sample(jr.key(0), 3))
     assert x.shape[1:] == (32, 32, 3) and x.dtype == np.float32
     assert 0.0 <= x.min() and x.max() <= 1.0 and x.std() > 0.01
     assert np.all(np.isfinite(x))
@@ -115,12 +115,12 @@ def test_ddpm_bits_are_shipped_for_every_held_out_galaxy():
 
 
 def test_unknown_model_names_are_refused():
-    with pytest.raises(ValueError, match="galaxy-vae, galaxy-flow, galaxy-ddpm"):
-        pretrained("galaxy-gan")
+    with pytest.raises(ValueError, match="galaxy-vae, galaxy-flow, galaxy-ddpm, galaxy-gan"):
+        pretrained("galaxy-vqvae")
 
 
 @pytest.mark.parametrize("n", [0, -1, 2.5, True, "3"])
-@pytest.mark.parametrize("name", ["galaxy-vae", "galaxy-flow"])
+@pytest.mark.parametrize("name", TRAINED)
 def test_bad_sample_counts_are_refused(name, n):
     with pytest.raises(ValueError, match="n must be"):
         pretrained(name).sample(jr.key(0), n)
@@ -150,17 +150,57 @@ def test_non_8bit_images_and_bad_latents_are_refused(vae, flow):
         flow.sample(jr.key(0), 2, temperature=-1.0)
 
 
+def test_gan_api():
+    gan = pretrained("galaxy-gan")
+    z = jr.normal(jr.key(0), (3, gan.latent_dim))
+    x = np.asarray(gan.generate(z))
+    assert x.shape == (3, 32, 32, 3) and 0 <= x.min() and x.max() <= 1
+    np.testing.assert_allclose(np.asarray(gan.generate(z)), x)  # deterministic
+    with pytest.raises(ValueError, match=r"\(n, 64\)"):
+        gan.generate(np.zeros((2, 3)))
+
+
+def test_conditional_ddpm_api_and_bad_requests():
+    cddpm = pretrained("galaxy-cddpm")
+    assert cddpm.label_names == ("non_spiral", "spiral")
+    assert cddpm.label_index("spiral") == 1 and cddpm.label_index(0) == 0
+    assert cddpm.label_index(None) is None
+    keys = {"unconditional"} | {f"{c}@{w:g}" for c in cddpm.label_names for w in (0, 1, 2, 4)}
+    assert set(cddpm.reference_samples) == keys
+    for x in cddpm.reference_samples.values():
+        assert x.shape == (64, 32, 32, 3) and 0 <= x.min() and x.max() <= 1
+    x = np.asarray(cddpm.sample(jr.key(0), 2, label="spiral", guidance=3.0, steps=3))
+    assert x.shape == (2, 32, 32, 3)
+    for bad, match in [
+        (dict(label=2), "unknown label 2"),
+        (dict(label="elliptical"), "unknown label 'elliptical'"),
+        (dict(label=True), "unknown label True"),
+        (dict(label=1, guidance=-0.5), "guidance must be >= 0"),
+        (dict(label=1, guidance=float("nan")), "guidance must be >= 0"),
+        (dict(label=1, guidance="2"), "guidance must be a number"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            cddpm.sample(jr.key(0), 2, **bad)
+
+
+def test_the_conditional_model_learned_its_labels():
+    """Held-out denoising error: the true label helps, the wrong one hurts (trainer's record)."""
+    m = read_metadata("galaxy-cddpm", root=shipped_root())["metrics"]
+    assert m["heldout_v_mse_true_label"] < m["heldout_v_mse_null_label"]
+    assert m["heldout_v_mse_null_label"] < m["heldout_v_mse_wrong_label"]
+
+
 # --- trainers ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["galaxy-vae", "galaxy-flow", "galaxy-ddpm-bits"])
+@pytest.mark.parametrize("name", [*TRAINED, "galaxy-ddpm-bits"])
 def test_smoke_runs_are_refused_by_the_package_before_any_work(name, monkeypatch):
     monkeypatch.delenv("JAXGENAI_ARTIFACTS", raising=False)
     with pytest.raises(TrainerConfigError, match="refusing to install"):
         run_trainer(name, steps=2, install=True)
 
 
-@pytest.mark.parametrize("name", ["galaxy-vae", "galaxy-flow"])
+@pytest.mark.parametrize("name", ["galaxy-vae", "galaxy-flow", "galaxy-gan"])
 def test_a_smoke_run_trains_writes_elsewhere_and_loads(name, staged_root, tmp_path, monkeypatch):
     monkeypatch.setenv("JAXGENAI_CACHE", str(tmp_path / "cache"))
     folder = run_trainer(name, steps=2, root=tmp_path / "out")
@@ -168,5 +208,6 @@ def test_a_smoke_run_trains_writes_elsewhere_and_loads(name, staged_root, tmp_pa
     model = pretrained(name, root=tmp_path / "out")
     assert model.metadata["config"]["steps"] == 2
     assert model.metadata["command"] == f"python -m tutorial_lib.train {name} --steps 2"
-    assert np.isfinite(model.metadata["metrics"]["heldout_bits_per_dim"])
+    if name != "galaxy-gan":  # a GAN has no likelihood
+        assert np.isfinite(model.metadata["metrics"]["heldout_bits_per_dim"])
     assert np.asarray(model.sample(jr.key(0), 2)).shape == (2, 32, 32, 3)

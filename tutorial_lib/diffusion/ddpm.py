@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import optax
-from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
 
 from tutorial_lib.diffusion.schedule import NoiseSchedule
 
@@ -71,6 +71,7 @@ def ddpm_loss(
     *,
     dropout: bool = True,
     prediction: str = "eps",
+    labels: Int[Array, " batch"] | None = None,
 ) -> Float[Array, ""]:
     """Mean squared error of the network's prediction, t ~ U(T_MIN, 1).
 
@@ -78,6 +79,9 @@ def ddpm_loss(
     predicts v = sqrt(abar) eps - sqrt(1 - abar) x0 (Salimans and Ho 2022), which stays well
     scaled at high noise, where recovering x0 from a predicted eps divides its error by
     sqrt(abar) ~ 0. Wrap a v-network in `VPrediction` to sample with it.
+
+    `labels` (one per image) makes it a class-conditional loss: the network is then called as
+    `model(x, t, label, key=...)`.
     """
     _check_prediction(prediction)
     n = x0.shape[0]
@@ -87,7 +91,10 @@ def ddpm_loss(
     eps = jr.normal(k_eps, x0.shape)
     xt = jax.vmap(schedule.add_noise)(x0, eps, t)
     keys = jr.split(k_drop, n) if dropout else None
-    pred = jax.vmap(lambda x, s, k: model(x, s, key=k))(xt, t, keys)
+    if labels is None:
+        pred = jax.vmap(lambda x, s, k: model(x, s, key=k))(xt, t, keys)
+    else:
+        pred = jax.vmap(lambda x, s, c, k: model(x, s, c, key=k))(xt, t, labels, keys)
     if prediction == "eps":
         target = eps
     else:
@@ -162,14 +169,16 @@ def make_train_step(
     """A jitted `train_step(data, state, key) -> (state, mean_loss)` running `steps_per_call`
     optimiser steps under `lax.scan`. `prepare(key, data)` draws and augments one batch;
     `prediction` is the network's target (see `ddpm_loss`). Buffers of `state` are donated,
-    so its memory is reused in place."""
+    so its memory is reused in place. A `prepare` that returns `(images, labels)` trains a
+    class-conditional network (see `ddpm_loss`)."""
     _check_prediction(prediction)
 
     def one_step(data, state: TrainState, key):
         k_batch, k_loss = jr.split(key)
-        x0 = prepare(k_batch, data)
+        batch = prepare(k_batch, data)
+        x0, labels = batch if isinstance(batch, tuple) else (batch, None)
         loss, grads = eqx.filter_value_and_grad(ddpm_loss)(
-            state.model, schedule, x0, k_loss, prediction=prediction
+            state.model, schedule, x0, k_loss, prediction=prediction, labels=labels
         )
         params = eqx.filter(state.model, eqx.is_inexact_array)
         updates, opt_state = optimiser.update(grads, state.opt_state, params)

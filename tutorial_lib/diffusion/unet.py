@@ -227,12 +227,23 @@ class UNet(eqx.Module):
         out_conv = eqx.nn.Conv2d(c, channels, 3, padding=1, key=next(keys))
         self.out_conv = eqx.tree_at(lambda m: m.weight, out_conv, jnp.zeros_like(out_conv.weight))
 
+    @property
+    def embedding_dim(self) -> int:
+        """The width of the time embedding (and of `cond`)."""
+        return 4 * self.base_channels
+
     def __call__(
-        self, x: Float[Array, "..."], t: Float[Array, ""], *, key: PRNGKeyArray | None = None
+        self,
+        x: Float[Array, "..."],
+        t: Float[Array, ""],
+        *,
+        cond: Float[Array, " e"] | None = None,
+        key: PRNGKeyArray | None = None,
     ) -> Float[Array, "c h w"]:
         """Predicted noise for one image `x` of shape `(channels, image_size, image_size)`
         (another shape raises a `ValueError`; `jax.vmap` it for a batch). `key` switches
-        dropout on (training); leave it None to sample."""
+        dropout on (training); leave it None to sample. `cond`, a vector of `embedding_dim`,
+        is added to the time embedding: how a class label enters (Dhariwal and Nichol 2021)."""
         if x.shape != (self.channels, self.image_size, self.image_size):
             raise ValueError(
                 "UNet expects one image of shape "
@@ -244,6 +255,8 @@ class UNet(eqx.Module):
         emb = self.time_mlp[1](
             jax.nn.silu(self.time_mlp[0](sinusoidal_embedding(t, self.base_channels)))
         )
+        if cond is not None:
+            emb = emb + cond
 
         h = conv(self.stem, x)
         hs = [h]
