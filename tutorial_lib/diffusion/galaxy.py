@@ -247,12 +247,12 @@ def _sample(model, schedule, key, n, sampler, kwargs):
     return SAMPLERS[sampler](model, schedule, key, n, shape, **dict(kwargs))
 
 
-def store(model: UNet) -> UNet:
-    """The weights as shipped: float16 (half the bytes; sampling quality is unchanged)."""
+def store(model: eqx.Module) -> eqx.Module:
+    """The weights (of a U-Net, or any module) as shipped: float16 (half the bytes; sampling quality is unchanged)."""
     return jax.tree.map(lambda x: _cast(x, np.float16) if eqx.is_inexact_array(x) else x, model)
 
 
-def restore(model: UNet) -> UNet:
+def restore(model: eqx.Module) -> eqx.Module:
     """The shipped float16 weights back in float32, for sampling and training."""
     return jax.tree.map(lambda x: _cast(x, np.float32) if eqx.is_inexact_array(x) else x, model)
 

@@ -136,7 +136,7 @@ CDDPM_CONFIGS: dict[str, dict[str, Any]] = {
         GPU_CONFIG, batch_size=128, steps=4000, learning_rate=1e-4, warmup_steps=200
     ),
 }
-DEFAULT_GUIDANCE = 2.0
+DEFAULT_GUIDANCE = 4.0
 """The guidance weight `GalaxyCDDPM.sample` uses unless told: see the conditional page."""
 
 
@@ -403,7 +403,7 @@ class GalaxyCDDPM:
         n: object,
         *,
         label: object = None,
-        guidance: float = DEFAULT_GUIDANCE,
+        guidance: object = DEFAULT_GUIDANCE,
         steps: object = 50,
     ) -> Float[Array, "n s s 3"]:
         """`n` galaxies of class `label` (None: any class) with guidance weight `guidance`,
@@ -417,9 +417,8 @@ class GalaxyCDDPM:
             )
         _check_n(n)
         net = VPrediction(GuidedNet(self.model, label, float(guidance)), self.schedule)
-        return GalaxyDDPM(net, self.schedule, np.zeros(0), {}).sample(
-            key, n, sampler="ddim", steps=steps
-        )
+        none = np.zeros((0, self.image_size, self.image_size, 3), np.float32)
+        return GalaxyDDPM(net, self.schedule, none, {}).sample(key, n, sampler="ddim", steps=steps)
 
 
 def _config_of(name: str, configs: dict[str, dict], root) -> dict:
