@@ -248,7 +248,8 @@ def _sample(model, schedule, key, n, sampler, kwargs):
 
 
 def store(model: eqx.Module) -> eqx.Module:
-    """The weights (of a U-Net, or any module) as shipped: float16 (half the bytes; sampling quality is unchanged)."""
+    """The weights (of a U-Net, or any module) as shipped: float16 (half the bytes; sampling
+    quality is unchanged)."""
     return jax.tree.map(lambda x: _cast(x, np.float16) if eqx.is_inexact_array(x) else x, model)
 
 
