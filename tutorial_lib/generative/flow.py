@@ -22,6 +22,7 @@ Every layer here maps ONE image `(c, h, w)` (channels first, as `eqx.nn.Conv2d` 
   of `logit_preprocess`) and `sample`.
 """
 
+import abc
 import math
 
 import equinox as eqx
@@ -77,11 +78,13 @@ def channel_mask(shape: tuple[int, int, int], parity: int) -> Float[Array, "c h 
 class FlowLayer(eqx.Module):
     """An invertible map of one image: `forward(x) -> (y, log|det dy/dx|)`, `inverse(y) -> x`."""
 
+    @abc.abstractmethod
     def forward(self, x: Float[Array, "c h w"]) -> tuple[Float[Array, "c h w"], Float[Array, ""]]:
-        raise NotImplementedError
+        """The layer applied to one image, and the log-determinant of its Jacobian."""
 
+    @abc.abstractmethod
     def inverse(self, y: Float[Array, "c h w"]) -> Float[Array, "c h w"]:
-        raise NotImplementedError
+        """The layer's exact inverse."""
 
 
 class ActNorm(FlowLayer):
@@ -196,7 +199,7 @@ class Squeeze(FlowLayer):
         return x.reshape(c4 // 4, 2 * h2, 2 * w2)
 
 
-class Split(FlowLayer):
+class Split(eqx.Module):
     """Marks where half of the channels leave the flow for the Gaussian base (see `ImageFlow`)."""
 
 
@@ -227,7 +230,7 @@ class ImageFlow(eqx.Module):
     latent and the rest continues. The base density of every latent part is `N(0, I)`.
     """
 
-    layers: tuple[FlowLayer, ...]
+    layers: tuple[FlowLayer | Split, ...]
     image_shape: tuple[int, int, int] = eqx.field(static=True)
     alpha: float = eqx.field(static=True)
 
@@ -294,7 +297,7 @@ def build_image_flow(
     """
     if image_size % 2 ** (levels - 1):
         raise ValueError(f"image_size {image_size} must be divisible by 2**(levels-1)")
-    layers: list[FlowLayer] = []
+    layers: list[FlowLayer | Split] = []
     c, s = channels, image_size
     keys = iter(jr.split(key, levels * 2 * couplings + final_couplings))
 
