@@ -52,6 +52,30 @@ def _labels(y, n) -> np.ndarray:
     return y.astype(np.int64)
 
 
+def _principal_directions(
+    x: Float[np.ndarray, "n d"], k: int
+) -> tuple[Float[np.ndarray, " r"], Float[np.ndarray, "k d"]]:
+    """All `r = min(n, d)` squared singular values of centred data `x` (descending) and its
+    first `k` right singular vectors, as `np.linalg.svd(x, full_matrices=False)` gives them,
+    but from the eigendecomposition of the smaller of `x x^T` and `x^T x` (several times faster
+    for the 1,260 x 3,072 galaxy matrix; SVD itself is the fallback when a requested direction
+    has no variance). Signs follow one convention: each direction's largest entry is positive."""
+    n, d = x.shape
+    if n <= d:
+        s2, u = np.linalg.eigh(x @ x.T)
+        s2, u = np.clip(s2[::-1], 0.0, None), u[:, ::-1]
+        if s2[k - 1] > 1e-10 * s2[0]:
+            vt = u[:, :k].T @ x / np.sqrt(s2[:k])[:, None]
+        else:  # a requested direction has (numerically) no variance: let SVD pick one
+            s, vt = np.linalg.svd(x, full_matrices=False)[1:]
+            s2, vt = s**2, vt[:k]
+    else:
+        s2, v = np.linalg.eigh(x.T @ x)
+        s2, vt = np.clip(s2[::-1], 0.0, None), v[:, ::-1][:, :k].T
+    big = np.argmax(np.abs(vt), axis=1)
+    return s2, vt * np.where(vt[np.arange(k), big] < 0, -1.0, 1.0)[:, None]
+
+
 class PCA:
     """Principal components of training data `(n, ...)` (flattened): `transform` gives the
     coordinates of new data along the first `components` directions."""
@@ -61,9 +85,9 @@ class PCA:
         if not 1 <= components <= min(x.shape):
             raise ValueError(f"components must lie in [1, {min(x.shape)}], got {components}")
         self.mean = x.mean(0)
-        _, s, vt = np.linalg.svd(x - self.mean, full_matrices=False)
-        self.components = vt[:components]  # (k, D), orthonormal rows
-        self.variances = s**2 / len(x)  # of the data along every principal direction
+        s2, vt = _principal_directions(x - self.mean, components)
+        self.components = vt  # (k, D), orthonormal rows
+        self.variances = s2 / len(x)  # of the data along every principal direction
         self.explained_variance_ratio = self.variances[:components] / np.sum(self.variances)
 
     def transform(self, x: Float[ArrayLike, "m ..."]) -> Float[np.ndarray, "m k"]:

@@ -152,7 +152,9 @@ def train(config: dict) -> TrainResult:
     )
     t0 = time.perf_counter()
     sampler_model = as_noise_predictor(sampler_model, config)
-    samples = GalaxyDDPM(sampler_model, schedule, np.zeros(0), {}).sample(
+    # No reference samples yet: these are them. An empty (0, s, s, 3) stack keeps the shape.
+    none_yet = np.zeros((0, config["image_size"], config["image_size"], 3), np.float32)
+    samples = GalaxyDDPM(sampler_model, schedule, none_yet, {}).sample(
         jr.key(ref["seed"]), ref["n"], sampler=ref["sampler"], steps=ref["steps"]
     )
     samples = np.asarray(jnp.round(samples * 255), dtype=np.uint8)
