@@ -193,7 +193,7 @@ def simulate_jax(
 
     `unroll=2` puts two time steps in each loop iteration. The two time levels swap roles
     every step, so with an even unroll XLA can keep updating the same two buffers instead of
-    copying the carried fields each iteration (several times faster on CPU; measured in the
+    copying the carried fields each iteration (about twice as fast on a 2-core CPU; measured in the
     book's first chapter).
 
     Differentiable with respect to `velocity` (and `wavelet`), and `vmap`-able over
