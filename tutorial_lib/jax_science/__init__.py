@@ -3,9 +3,15 @@
 One module per idea: `wave` (the 2-D acoustic wave equation, NumPy vs JAX), `fwi` (full-waveform
 inversion through `wave`), `least_squares` (the ringdown fit with Optimistix), `integrators`
 (hand-written ODE steppers vs Diffrax), `ode_benchmark` (Diffrax vs SciPy), `neural_ode`,
-`pytrees` (a damped oscillator as a pytree), `parallel` (devices and sharding) and `sampling`
-(Langevin dynamics). The package is not called `jax` so that it can never shadow JAX itself.
+`pytrees` (a damped oscillator as a pytree), `parallel` (devices and sharding), `sampling`
+(Langevin dynamics) and `bayes` (the ringdown's posterior with NumPyro and BlackJAX). The package
+is not called `jax` so that it can never shadow JAX itself.
+
+`bayes` needs NumPyro and BlackJAX (the `docs` and `test` extras), so it is imported on first use
+of `tutorial_lib.jax_science.bayes`: the rest of the package works without them.
 """
+
+import importlib
 
 from tutorial_lib.jax_science import (
     fwi,
@@ -27,6 +33,7 @@ from tutorial_lib.jax_science.sampling import (
 
 __all__ = [
     "annealed_langevin",
+    "bayes",
     "fwi",
     "geometric_sigmas",
     "integrators",
@@ -40,3 +47,9 @@ __all__ = [
     "sampling",
     "wave",
 ]
+
+
+def __getattr__(name: str):
+    if name == "bayes":  # lazily: NumPyro and BlackJAX are optional dependencies
+        return importlib.import_module("tutorial_lib.jax_science.bayes")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
