@@ -4,7 +4,8 @@ One module per idea: `score_matching` (denoising score matching with a noise-con
 network on 2-D data), `sde` (forward and reverse SDEs, the probability-flow ODE and exact
 likelihoods), `schedule` (DDPM's noise schedules; the linear one is `sde.VPSDE`), `unet` (the
 noise-prediction U-Net), `ddpm` (DDPM training and the ancestral, DDIM and ODE samplers),
-`galaxy` (the book's galaxy model and its data), `morphology` (galaxy shape statistics) and
+`galaxy` (the book's galaxy model and its data), `torch_twin` (a PyTorch twin of the
+U-Net, for timing one against the other), `morphology` (galaxy shape statistics) and
 `inverse` (diffusion posterior sampling and classical baselines).
 
 The Langevin samplers `annealed_langevin`, `geometric_sigmas` and `nearest_mode_fractions`
@@ -21,6 +22,7 @@ from tutorial_lib.diffusion import morphology as morphology
 from tutorial_lib.diffusion import schedule as schedule
 from tutorial_lib.diffusion import score_matching as score_matching
 from tutorial_lib.diffusion import sde as sde
+from tutorial_lib.diffusion import torch_twin as torch_twin
 from tutorial_lib.diffusion import unet as unet
 from tutorial_lib.diffusion.ddpm import (
     SAMPLERS,
@@ -55,6 +57,11 @@ from tutorial_lib.diffusion.schedule import (
     NoiseSchedule,
     make_schedule,
 )
+from tutorial_lib.diffusion.torch_twin import (
+    TrainingStepTiming,
+    compare_training_step,
+    torch_unet,
+)
 from tutorial_lib.diffusion.unet import UNet, count_parameters, sinusoidal_embedding
 from tutorial_lib.jax_science.sampling import (
     annealed_langevin,
@@ -71,6 +78,7 @@ __all__ = [
     "NoiseSchedule",
     "SampleResult",
     "TrainState",
+    "TrainingStepTiming",
     "UNet",
     "VPrediction",
     "ancestral_sample",
@@ -78,6 +86,7 @@ __all__ = [
     "as_noise_predictor",
     "augmented_batch",
     "build_unet",
+    "compare_training_step",
     "count_parameters",
     "ddim_sample",
     "ddpm_loss",
@@ -94,4 +103,5 @@ __all__ = [
     "time_grid",
     "to_image_space",
     "to_model_space",
+    "torch_unet",
 ]
