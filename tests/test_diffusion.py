@@ -372,3 +372,77 @@ def test_part_ii_pages_import_only_their_library(page):
             found.add(source.split(".")[1])  # from tutorial_lib.diffusion import ...
     assert found, f"{page.name} imports nothing from tutorial_lib"
     assert found <= set(PAGE_IMPORTS), f"{page.name} imports {sorted(found - set(PAGE_IMPORTS))}"
+
+
+def test_channels_last_group_norm_matches_equinox():
+    from tutorial_lib.diffusion.unet import group_norm_hwc
+
+    norm = eqx.nn.GroupNorm(4, 12)
+    norm = eqx.tree_at(
+        lambda n: (n.weight, n.bias),
+        norm,
+        (jr.normal(jr.key(2), (12,)), jr.normal(jr.key(3), (12,))),
+    )
+    x = 3.0 + 2.0 * jr.normal(jr.key(1), (12, 5, 7))
+    got = group_norm_hwc(norm, jnp.transpose(x, (1, 2, 0)))
+    np.testing.assert_allclose(jnp.transpose(got, (2, 0, 1)), norm(x), rtol=1e-5, atol=1e-5)
+
+
+def _block_reference(blk, x, emb):
+    """A residual block written channels-first with Equinox's own layers."""
+    h = blk.conv1(jax.nn.silu(blk.norm1(x)))
+    h = h + blk.time_proj(jax.nn.silu(emb))[:, None, None]
+    h = blk.conv2(jax.nn.silu(blk.norm2(h)))
+    return h + (x if blk.skip is None else blk.skip(x))
+
+
+def _attention_reference(att, x):
+    c, h, w = x.shape
+    tokens = att.norm(x).reshape(c, h * w).T
+    return x + att.attention(tokens, tokens, tokens).T.reshape(c, h, w)
+
+
+def test_channels_last_unet_equals_a_channels_first_reference():
+    from tutorial_lib.diffusion.unet import sinusoidal_embedding
+
+    model = tiny_unet()
+    # give the zero-initialised layers weights so that every path is exercised
+    model = jax.tree.map(
+        lambda a: a + 0.05 * jr.normal(jr.key(4), a.shape) if eqx.is_inexact_array(a) else a,
+        model,
+    )
+    x, t = jr.normal(jr.key(1), (3, 8, 8)), jnp.asarray(0.3)
+    out = model(x, t)
+    emb = model.time_mlp[1](
+        jax.nn.silu(model.time_mlp[0](sinusoidal_embedding(t, model.base_channels)))
+    )
+    h = model.stem(x)
+    hs = [h]
+    for blocks, attns, down in zip(
+        model.down_blocks, model.down_attn, model.downsamples, strict=True
+    ):
+        for blk, att in zip(blocks, attns, strict=True):
+            h = _block_reference(blk, h, emb)
+            h = h if att is None else _attention_reference(att, h)
+            hs.append(h)
+        if down is not None:
+            h = down(h)
+            hs.append(h)
+    h = _block_reference(model.mid[0], h, emb)
+    h = _block_reference(model.mid[2], _attention_reference(model.mid[1], h), emb)
+    for blocks, attns, up in zip(model.up_blocks, model.up_attn, model.upsamples, strict=True):
+        for blk, att in zip(blocks, attns, strict=True):
+            h = _block_reference(blk, jnp.concatenate([h, hs.pop()], axis=0), emb)
+            h = h if att is None else _attention_reference(att, h)
+        if up is not None:
+            h = up.conv(jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2))
+    expected = model.out_conv(jax.nn.silu(model.out_norm(h)))
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
+    # and each block's channels-first __call__ is its channels-last method, transposed
+    blk = model.down_blocks[0][0]
+    np.testing.assert_allclose(
+        blk(x[:1].repeat(8, 0), emb),
+        _block_reference(blk, x[:1].repeat(8, 0), emb),
+        rtol=1e-4,
+        atol=1e-5,
+    )

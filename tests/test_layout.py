@@ -9,7 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = ROOT / "tutorial_lib"
-INFRASTRUCTURE = {"config", "artifacts", "benchmark", "check_setup"}
+# speed_claims re-measures every part's speed claims for the back matter's Benchmarks page.
+INFRASTRUCTURE = {"config", "artifacts", "benchmark", "check_setup", "speed_claims"}
 PART_PACKAGE = {
     "jax": "jax_science",
     "diffusion": "diffusion",

@@ -125,3 +125,48 @@ def test_data_parallel_training_on_eight_simulated_devices():
         [sys.executable, "-c", EIGHT_DEVICES], env=env, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0 and result.stdout.strip() == "OK", result.stderr[-3000:]
+
+
+COST_ON_EIGHT_DEVICES = textwrap.dedent(
+    """
+    import jax, jax.numpy as jnp, jax.random as jr
+    from tutorial_lib.jax_science import parallel
+
+    mesh = jax.make_mesh((8,), ("data",))
+    params = parallel.init_mlp(jr.key(0), [32, 256, 1])
+    n_params = 32 * 256 + 256 + 256 + 1
+    costs = []
+    for b in (4, 512):
+        x = jr.normal(jr.key(1), (8 * b, 32))
+        costs.append(parallel.data_parallel_cost(mesh, params, x, x[:, :1], repeat=3))
+    small, large = costs
+    assert small.gradient_bytes == 4 * n_params, small
+    assert (small.batch_per_device, large.batch_per_device) == (4, 512)
+    for c in costs:
+        assert 0 < c.compute_s < 5 and 0 < c.allreduce_s < 5 and 0 < c.step_s < 5, c
+    # computation grows with the batch; the all-reduce moves the same gradient either way
+    assert large.compute_s > 3 * small.compute_s, costs
+    assert large.allreduce_s < 3 * small.allreduce_s + 1e-3, costs
+    try:
+        parallel.data_parallel_cost(mesh, params, x[:12], x[:12, :1])
+    except ValueError as error:
+        assert "multiple of 8" in str(error)
+    else:
+        raise AssertionError("an uneven batch was accepted")
+    print("OK")
+    """
+)
+
+
+def test_data_parallel_cost_on_eight_simulated_devices():
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", COST_ON_EIGHT_DEVICES],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "OK", result.stderr[-3000:]

@@ -42,6 +42,8 @@ ALLOWLIST = {
     ("jax/accelerated-numpy.md", "120×"): "the cited workshop's published speed-up",
     ("jax/random-and-pytrees.md", "10 s"): "simulated duration (set by the code)",
     ("jax/debugging-and-devices.md", "8 times"): "the number of devices the page creates",
+    ("wrap-up.md", "64 times"): "the ratio of the largest to the smallest batch (set by the code)",
+    ("wrap-up.md", "10 %"): "the exercise's chosen threshold for the all-reduce's share",
     ("protein/attention.md", "80%"): _MLM,
     ("protein/attention.md", "10%"): _MLM,
     ("protein/attention.md", "15%"): _MLM,

@@ -126,7 +126,7 @@ def test_compare_training_step_on_a_tiny_config():
     config["unet"]["base_channels"] = 8
     net = _random_net(True, 8)
     result = torch_twin.compare_training_step(
-        config, net=net, batch_size=2, repeat=1, matmul_size=256
+        config, net=net, batch_size=2, repeat=1, matmul_size=256, profile=True
     )
     assert result.threads == torch_twin.cpu_threads() >= 1
     assert result.batch_size == 2
@@ -134,3 +134,16 @@ def test_compare_training_step_on_a_tiny_config():
         assert math.isfinite(value) and value > 0
     assert result.peak_gflops > 0 and result.torch_gflops > 0
     assert result.loss_diff <= 1e-4
+    # the profiles see the work: convolutions on both sides, in seconds of the right scale
+    assert any("conv" in name for name in result.torch_ops), list(result.torch_ops)[:10]
+    for ops, step_s in [(result.jax_ops, result.jax_s), (result.torch_ops, result.torch_s)]:
+        assert ops and all(v >= 0 for v in ops.values())
+        assert 0.1 * step_s < sum(ops.values()) < 20 * step_s * result.threads, (ops, step_s)
+
+
+def test_torch_op_seconds_finds_the_matrix_product():
+    a = torch.randn(512, 512)
+    ops = torch_twin.torch_op_seconds(lambda: torch.tanh(a @ a), repeat=2)
+    assert "mm" in next(iter(ops)), list(ops)[:5]  # the product dominates, and comes first
+    with pytest.raises(ValueError, match="repeat"):
+        torch_twin.torch_op_seconds(lambda: a, repeat=0)

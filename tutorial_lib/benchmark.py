@@ -1,5 +1,9 @@
 """Honest wall-clock timing for pages that claim a speed-up."""
 
+import collections
+import glob
+import re
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -9,6 +13,7 @@ import jax
 __all__ = [
     "best_time",
     "best_times",
+    "xla_op_seconds",
 ]
 
 
@@ -45,3 +50,38 @@ def best_times(
             jax.block_until_ready(fn())
             best[name] = min(best[name], time.perf_counter() - start)
     return best
+
+
+def xla_op_seconds(fn: Callable[[], Any], *, repeat: int = 3) -> dict[str, float]:
+    """Seconds per call of `fn()` that XLA spends in each kind of operation, from a profile.
+
+    `fn` is run once outside the profile (to compile), then `repeat` times under
+    `jax.profiler.trace`; the trace's events on XLA's threads are summed by kind, the
+    operation's name without its number (`ynn_fusion.12` and `ynn_fusion.31` are both
+    `ynn_fusion`), and divided by `repeat`. Times are *thread* seconds: on several threads they
+    add up to more than the wall time. Sorted, largest first. The names are XLA's and change
+    between versions: `ynn_fusion` (XNNPACK/YNNPACK kernels: convolutions, matrix products),
+    `transpose...` (layout changes), other `..._fusion` (element-wise work and reductions).
+    """
+    if repeat < 1:
+        raise ValueError(f"repeat must be at least 1, got {repeat}.")
+    jax.block_until_ready(fn())
+    with tempfile.TemporaryDirectory() as folder:
+        with jax.profiler.trace(folder):
+            for _ in range(repeat):
+                jax.block_until_ready(fn())
+        files = glob.glob(f"{folder}/**/*.xplane.pb", recursive=True)
+        if not files:
+            raise RuntimeError(f"jax.profiler.trace wrote no profile into {folder}.")
+        profile = jax.profiler.ProfileData.from_file(files[0])
+        totals: collections.Counter[str] = collections.Counter()
+        for plane in profile.planes:
+            for line in plane.lines:
+                if not line.name.startswith("tf_XLA"):  # XLA's own threads, not Python's
+                    continue
+                for event in line.events:
+                    # HLO operations only: runtime bookkeeping has "::" in its name
+                    if "::" in event.name or event.name.startswith("end: "):
+                        continue
+                    totals[re.sub(r"\.\d+$", "", event.name)] += event.duration_ns
+    return {kind: ns / 1e9 / repeat for kind, ns in totals.most_common()}

