@@ -307,22 +307,6 @@ def test_hub_offline_switch_fails_without_trying(no_network, monkeypatch):
         load_esm2("esm2_t12_35M_UR50D")
 
 
-def test_hub_download_from_a_mirror(hf, mirror, monkeypatch):
-    repo = mirror.directory / "facebook" / "esm2_test" / "resolve" / "main"
-    repo.mkdir(parents=True)
-    for f in ("config.json", "model.safetensors"):
-        shutil.copy(hf[2] / f, repo / f)
-    monkeypatch.setenv("HF_ENDPOINT", mirror.url)
-    monkeypatch.setattr(load_module, "_from_hf_cache", lambda repo: None)
-    model = load_esm2("esm2_test")
-    expected = load_esm2(hf[2])
-    assert eqx.tree_equal(model, expected)
-    shutil.rmtree(repo)  # a second load comes from the cache
-    assert eqx.tree_equal(load_esm2("facebook/esm2_test"), expected)
-    with pytest.raises(ESM2LoadError, match=r"has no model 'facebook/esm2_missing'.*404"):
-        load_esm2("esm2_missing")
-
-
 def test_hub_configs_have_the_sizes_their_names_say():
     from tutorial_lib.protein import HUB_CONFIGS, parameter_count
 

@@ -1,5 +1,5 @@
-"""Bounded HTTP for Part III's two network clients: the Hugging Face Hub (`load`) and the
-ESMFold API (`fold`). Standard library only.
+"""Bounded HTTP for the ESMFold API client (`fold`); `load`, whose Hub downloads go through
+huggingface_hub, uses `in_thread` to bound its look at the Hub. Standard library only.
 
 Three guards, each against a way a download goes wrong:
 

@@ -14,7 +14,7 @@ The service is free and best-effort; it has limits we check before sending anyth
 
 Offline — `$JAXGENAI_OFFLINE` set, no network, DNS failure, time-out, an HTTP error — every
 call fails fast with `FoldingUnavailableError`, whose message says what to do instead. The
-request goes through the same guards as the Hub downloads of `load` (`_http`): the whole
+request goes through the guards of `_http`: the whole
 request is bounded by a thread, because `urlopen`'s timeout does not cover name resolution;
 redirects are followed only on the service's own host; an answer larger than
 `MAX_ANSWER_BYTES` is refused.

@@ -4,11 +4,12 @@
 
 - a directory in Hugging Face `EsmForMaskedLM` format: `config.json` plus `model.safetensors`
   (or a sharded `model.safetensors.index.json`), read with `safetensors.numpy`;
-- an ESM2 model name, `esm2_t6_8M_UR50D` or `facebook/esm2_t6_8M_UR50D`: the two files are
-  taken from the per-user cache, from an existing Hugging Face cache (when `huggingface_hub`
-  is installed: the `[hub]` extra), or downloaded from the Hub (size-capped, only from the Hub's
-  own hosts, checked against the hashes it announces). Offline, this fails within seconds and
-  says what to use instead;
+- an ESM2 model name, `esm2_t6_8M_UR50D` or `facebook/esm2_t6_8M_UR50D`: its config.json and
+  safetensors weights (and no other file) are taken from the Hugging Face cache, which
+  transformers shares, without touching the network, or downloaded into it by `huggingface_hub`
+  (resumable; `HF_ENDPOINT` names a mirror, `HF_TOKEN` a token). Offline (`HF_HUB_OFFLINE`,
+  `JAXGENAI_OFFLINE`, or no answer within `PROBE_TIMEOUT_S`), this fails within seconds and says
+  what to use instead;
 - `"tiny"`: the book's own small ESM2, trained on ThermoProt by
   `python -m tutorial_lib.train tiny-esm2` and shipped as an artifact.
 
@@ -18,19 +19,14 @@ buffer is stored per layer, once under a wildcard key, or not at all (it is reco
 LM decoder is usually tied to the token embeddings and then absent from the file.
 """
 
-import hashlib
 import json
 import math
 import os
 import re
-import shutil
-import tempfile
-import urllib.error
-import urllib.parse
 import warnings
 from collections.abc import Callable
-from email.message import Message
 from pathlib import Path
+from types import ModuleType
 from typing import Any, NamedTuple
 
 import equinox as eqx
@@ -45,10 +41,13 @@ from tutorial_lib.protein.esm2 import ESM2, ESM2Config
 
 __all__ = [
     "ESM2_MODELS",
+    "ESM2_MODEL_ENV",
     "HUB_CONFIGS",
     "TINY_ARTIFACT",
     "ESM2LoadError",
     "HubUnreachableError",
+    "ModelChoice",
+    "choose_esm2_model",
     "config_from_hf",
     "esm2_skeleton",
     "load_esm2",
@@ -83,25 +82,22 @@ HUB_CONFIGS = {
     )
 }
 HUB_ENDPOINT = "https://huggingface.co"
+#: How long a look at the Hub may take (seconds) before it counts as unreachable.
 PROBE_TIMEOUT_S = 5.0
-#: The most bytes a download may have: far above any ESM2 file, far below a full disk.
-MAX_WEIGHTS_BYTES = 64 * 2**30
-MAX_JSON_BYTES = 2**20
-#: Where the Hub itself redirects downloads to (its LFS and xet CDNs).
-_HUB_CDN_DOMAINS = ("huggingface.co", "hf.co")
-_HASH = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+#: The environment variable that, when set, names the model `choose_esm2_model` returns.
+ESM2_MODEL_ENV = "JAXGENAI_ESM2_MODEL"
 _INDEX = "model.safetensors.index.json"
 _HUB_NAME = re.compile(r"^(?:(?P<owner>(?!\.{1,2}/)[\w.-]+)/)?(?P<name>esm2_[\w.-]+)$")
-_OFFLINE_ENVS = ("JAXGENAI_OFFLINE", "HF_HUB_OFFLINE")
+_OFFLINE_ENVS = ("JAXGENAI_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 _ACCEPTED = (
     f"Give 'tiny', a Hub name such as {', '.join(ESM2_MODELS[:3])} (with or without "
     "'facebook/'), or a directory holding a Hugging Face checkpoint (config.json + "
     "model.safetensors)."
 )
 _ALTERNATIVES = (
-    'Use load_esm2("tiny") (the book\'s small ESM2, shipped with the library) or '
-    "load_esm2('/path/to/dir') on a folder holding config.json and model.safetensors "
-    "copied from a machine with internet access."
+    'Use load_esm2("tiny") (the book\'s small ESM2, shipped with the library), set HF_ENDPOINT '
+    "to a Hub mirror you can reach, or call load_esm2('/path/to/dir') on a folder holding "
+    "config.json and model.safetensors copied from a machine with internet access."
 )
 
 
@@ -120,18 +116,27 @@ def load_esm2(name_or_path: str | os.PathLike, *, dtype: Any = jnp.float32) -> E
     upcast by default).
     """
     dtype = _float_dtype(dtype)
+    kind, target = _source(name_or_path)
+    if kind == "tiny":
+        return _cast(_load_tiny(), dtype)
+    folder = _hub_files(str(target)) if kind == "hub" else target
+    return load_hf_directory(folder, dtype=dtype)
+
+
+def _source(name_or_path: str | os.PathLike) -> tuple[str, str | os.PathLike]:
+    """What `load_esm2` would load: `("dir", folder)`, `("tiny", name)` or `("hub", repo id)`;
+    `ESM2LoadError` for a name it cannot load."""
     if isinstance(name_or_path, str) and not name_or_path.strip():
         # Path("") is the working directory: an empty name would load whatever lies there.
         raise ESM2LoadError(f"empty model name {name_or_path!r}. {_ACCEPTED}")
     if isinstance(name_or_path, os.PathLike) or Path(str(name_or_path)).expanduser().is_dir():
-        return load_hf_directory(name_or_path, dtype=dtype)
+        return "dir", name_or_path
     name = str(name_or_path)
     if name in ("tiny", TINY_ARTIFACT):
-        return _cast(_load_tiny(), dtype)
+        return "tiny", name
     match = _HUB_NAME.match(name)
     if match:
-        repo = f"{match['owner'] or 'facebook'}/{match['name']}"
-        return load_hf_directory(_hub_files(repo), dtype=dtype)
+        return "hub", f"{match['owner'] or 'facebook'}/{match['name']}"
     if os.sep in name or name.startswith((".", "~")):
         raise ESM2LoadError(f"no such directory: {name!r}")
     raise ESM2LoadError(f"unknown ESM2 model {name!r}. {_ACCEPTED}")
@@ -479,35 +484,38 @@ def load_hf_directory(folder: str | os.PathLike, *, dtype: Any = jnp.float32) ->
 
 
 def _endpoint() -> str:
-    return os.environ.get("HF_ENDPOINT", HUB_ENDPOINT).rstrip("/")
+    """The Hub to use: `$HF_ENDPOINT` read now (huggingface_hub reads it once, at import)."""
+    return (os.environ.get("HF_ENDPOINT") or HUB_ENDPOINT).rstrip("/")
 
 
-def _hub_cache(repo: str) -> Path:
-    from tutorial_lib.data import cache_dir
-
-    return cache_dir() / "esm2" / repo.replace("/", "--")
-
-
-def _complete(folder: Path) -> bool:
-    return (folder / "config.json").is_file() and (
-        (folder / "model.safetensors").is_file()
-        or (folder / "model.safetensors.index.json").is_file()
-    )
+def _hf_cache() -> str | None:
+    """The Hugging Face cache folder the environment names now, or None for huggingface_hub's
+    default. Read at call time, like `HF_ENDPOINT`, with huggingface_hub's precedence."""
+    for env in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(env):
+            return os.path.expanduser(os.environ[env])
+    home = os.environ.get("HF_HOME")
+    return os.path.join(os.path.expanduser(home), "hub") if home else None
 
 
-def _from_hf_cache(repo: str) -> Path | None:
-    """The folder of `repo` in an existing Hugging Face cache, if both files are there."""
+def _hub() -> ModuleType:
+    """huggingface_hub, imported on first use (it is needed for Hub names only)."""
     try:
         with warnings.catch_warnings():
             # tqdm warns at import inside Jupyter without ipywidgets; nothing is shown here.
             warnings.filterwarnings("ignore", message="IProgress not found")
-            from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return None
-    paths = [try_to_load_from_cache(repo, f) for f in ("config.json", "model.safetensors")]
-    if all(isinstance(p, str) for p in paths):
-        return Path(paths[0]).parent
-    return None
+            import huggingface_hub
+    except ImportError as e:
+        raise ESM2LoadError(
+            "loading ESM2 by its Hub name needs huggingface_hub: `pip install huggingface_hub`. "
+            + _ALTERNATIVES
+        ) from e
+    return huggingface_hub
+
+
+def _first_line(message: object) -> str:
+    lines = str(message).strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def _offline_reason() -> str | None:
@@ -517,191 +525,209 @@ def _offline_reason() -> str | None:
     return None
 
 
-class _Head(NamedTuple):
-    """What a HEAD request that does not follow redirects says about a file on the Hub."""
+def _from_hf_cache(repo: str) -> Path | None:
+    """The snapshot folder holding `repo`'s config.json and safetensors weights (one file, or an
+    index and all its shards) in the Hugging Face cache, or None. Touches no network."""
+    hub = _hub()
+    cache = _hf_cache()
 
-    status: int
-    digest: str | None  # sha256 of an LFS file, git blob sha1 of a small one
-    size: int | None
+    def cached(name: str) -> Path | None:
+        path = hub.try_to_load_from_cache(repo, name, cache_dir=cache)
+        return Path(path) if isinstance(path, str) else None
 
-    @classmethod
-    def parse(cls, status: int, headers: Message) -> "_Head":
-        # A redirect's own ETag and Content-Length describe the redirect, not the file.
-        direct = status == 200
-        tag = headers.get("X-Linked-Etag") or (headers.get("ETag") if direct else None) or ""
-        tag = tag.removeprefix("W/").strip('"').lower()
-        size = headers.get("X-Linked-Size") or (headers.get("Content-Length") if direct else None)
-        return cls(status, tag if _HASH.fullmatch(tag) else None, _http.header_int(size))
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 400
-
-    def __str__(self) -> str:
-        return f"HTTP {self.status}"
+    config = cached("config.json")
+    if config is None:
+        return None
+    if cached("model.safetensors") is not None:
+        return config.parent
+    index = cached(_INDEX)
+    if index is not None and all(cached(shard) for shard in _index_shards(index)):
+        return config.parent
+    return None
 
 
-def _trusted_host(host: str) -> bool:
-    endpoint = urllib.parse.urlsplit(_endpoint()).hostname
-    cdn = endpoint == urllib.parse.urlsplit(HUB_ENDPOINT).hostname and host.endswith(
-        tuple(f".{domain}" for domain in _HUB_CDN_DOMAINS)
-    )
-    return host == endpoint or cdn
+def _probe(repo: str, filename: str, *, endpoint: str, timeout: float) -> int | str:
+    """Whether the Hub at `endpoint` serves `filename` of `repo`, from one HEAD request made by
+    huggingface_hub with no retry and bounded to `timeout` seconds.
 
+    Returns 200 when it does; the HTTP status with which the Hub says the file or the repository
+    is not there (404; 401 for a repository it does not know); or, when no Hub answers (no
+    network, DNS, time-out, a server error, an answer without the Hub's headers), a line saying
+    why. Other refusals (a gated repository, a bad token) raise `ESM2LoadError`.
 
-def _refuse_redirect(url: str, host: str) -> ESM2LoadError:
-    return ESM2LoadError(
-        f"{url} redirects to host {host!r}, which is not the Hub's ({_endpoint()}); refusing "
-        "to follow it. Set HF_ENDPOINT to a Hub or mirror that serves its own files, or "
-        "download the checkpoint by hand and give load_esm2 its directory."
-    )
-
-
-def _open(url: str, *, method: str = "GET", timeout: float = PROBE_TIMEOUT_S, follow: bool = True):
-    """Open `url`, following redirects only to the endpoint's host (for the real Hub, also to
-    its CDNs), or none at all."""
-    redirects = (
-        _http.HostBoundRedirects(_trusted_host, _refuse_redirect) if follow else _http.NoRedirects()
-    )
-    return _http.open_url(url, method=method, timeout=timeout, redirects=redirects)
-
-
-def _probe(url: str) -> _Head | str:
-    """HEAD `url` without following redirects, or say why it failed; never longer than the timeout.
-
-    A thread bounds the whole probe: `urlopen`'s timeout does not cover name resolution,
+    A thread bounds the whole request: the HTTP client's timeout does not cover name resolution,
     which can hang for tens of seconds behind some firewalls.
     """
+    hub = _hub()
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
 
-    def probe() -> _Head | str:
-        try:
-            with _open(url, method="HEAD", follow=False) as r:
-                return _Head.parse(r.status, r.headers)
-        except urllib.error.HTTPError as e:
-            head = _Head.parse(e.code, e.headers)
-            e.close()
-            return head
-        except (*_http.NETWORK_ERRORS, ValueError) as e:  # ValueError: a malformed HF_ENDPOINT
-            return str(getattr(e, "reason", e))
+    url = hub.hf_hub_url(repo, filename, endpoint=endpoint)
 
-    result = _http.in_thread(probe, PROBE_TIMEOUT_S + 0.5)
-    return f"no answer within {PROBE_TIMEOUT_S:.0f} s" if result is None else result
+    def head() -> Any:
+        return hub.get_hf_file_metadata(url, timeout=timeout, endpoint=endpoint)
 
-
-def _size_cap(target: Path) -> tuple[str, int]:
-    if target.suffix == ".json":
-        return "MAX_JSON_BYTES", MAX_JSON_BYTES
-    return "MAX_WEIGHTS_BYTES", MAX_WEIGHTS_BYTES
-
-
-def _verify(path: Path, digest: str | None, url: str) -> None:
-    """Check `path` against the Hub's hash: sha256 (LFS files) or git blob sha1 (small files)."""
-    if digest is None:
-        return
-    size = path.stat().st_size
-    start = hashlib.sha256 if len(digest) == 64 else lambda: hashlib.sha1(b"blob %d\0" % size)
-    with path.open("rb") as f:
-        got = hashlib.file_digest(f, start).hexdigest()
-    if got != digest:
-        raise ESM2LoadError(
-            f"{url} does not match the hash the Hub gives for it (expected {digest}, got "
-            f"{got}); it was discarded. Try again; if this persists, {_endpoint()} serves "
-            "altered files."
-        )
-
-
-def _download(url: str, target: Path, head: _Head) -> None:
-    """Download `url` to `target`, world-readable, refusing a body over the size cap.
-
-    The file is checked against the hash in `head`; a server that gives none (a plain mirror)
-    has its files accepted unverified.
-    """
-    cap_name, cap = _size_cap(target)
-    too_big = ESM2LoadError(
-        f"{url} is larger than {cap:,} bytes ({cap_name} in {__name__}); refusing it: no ESM2 "
-        f"file is that large. Check that HF_ENDPOINT ({_endpoint()}) is a Hugging Face Hub."
-    )
-    if (head.size or 0) > cap:
-        raise too_big
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     try:
-        with os.fdopen(fd, "wb") as f, _open(url, timeout=60) as r:
-            length = _http.header_int(r.headers.get("Content-Length"))
-            if (length or 0) > cap:
-                raise too_big
-            got = _http.copy_capped(r, f, cap, too_big)
-        if length is not None and got != length:
-            raise ESM2LoadError(
-                f"download of {url} stopped after {got} of {length} bytes. Try again."
-            )
-        _verify(Path(tmp), head.digest, url)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
-        os.replace(tmp, target)
-    except _http.NETWORK_ERRORS as e:
-        raise ESM2LoadError(f"download of {url} failed: {e}. Try again.") from e
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def _fetch(base: str, name: str, staging: Path, head: _Head | str | None = None) -> Path:
-    """Download `base/name` into `staging`, with a HEAD for its hash unless `head` is given."""
-    url, target = f"{base}/{name}", staging / name
-    if target.resolve().parent != staging.resolve():
-        raise ESM2LoadError(f"refusing to download {url} to {target}: outside {staging}")
-    head = _probe(url) if head is None else head
-    if isinstance(head, str) or not head.ok:
-        raise ESM2LoadError(f"download of {url} failed: {head}. Try again.")
-    _download(url, target, head)
-    return target
-
-
-def _fetch_weights(repo: str, base: str, staging: Path) -> None:
-    weights = _probe(f"{base}/model.safetensors")
-    if isinstance(weights, _Head) and weights.ok:
-        _fetch(base, "model.safetensors", staging, weights)
-        return
-    index = _probe(f"{base}/{_INDEX}")
-    if isinstance(index, str) or not index.ok:
+        metadata = _http.in_thread(head, timeout + 0.5)
+    except GatedRepoError as e:
         raise ESM2LoadError(
-            f"{repo} on the Hub has no safetensors weights (model.safetensors: {weights}); "
-            "only safetensors checkpoints are read without torch."
+            f"{repo} is gated on the Hub ({_first_line(e)}). Accept its terms on the Hub, then "
+            "log in (`hf auth login`) or set HF_TOKEN."
+        ) from e
+    except RepositoryNotFoundError as e:
+        return e.response.status_code
+    except HfHubHTTPError as e:
+        status = e.response.status_code
+        if status == 404:
+            return status
+        if status in (408, 429) or status >= 500:
+            return f"{endpoint} answered HTTP {status}"
+        raise ESM2LoadError(
+            f"{url}: HTTP {status} ({_first_line(e)}). For a private repository, log in "
+            "(`hf auth login`) or set HF_TOKEN."
+        ) from e
+    except Exception as e:  # refused, DNS, TLS, time-out, offline mode, a malformed HF_ENDPOINT
+        return _first_line(f"{type(e).__name__}: {e}")
+    if metadata is None:
+        return f"no answer within {timeout:g} s"
+    if metadata.commit_hash is None or metadata.etag is None:
+        return (
+            f"{endpoint} answered, but not as a Hugging Face Hub (no X-Repo-Commit or ETag "
+            "header): a proxy or captive portal, or an HF_ENDPOINT that is no Hub mirror?"
         )
-    for shard in _index_shards(_fetch(base, _INDEX, staging, index), f"{base}/{_INDEX}"):
-        _fetch(base, shard, staging)
+    return 200
+
+
+def _unreachable(repo: str, endpoint: str, why: str) -> HubUnreachableError:
+    return HubUnreachableError(
+        f"cannot download ESM2 model {repo!r}: the Hugging Face Hub ({endpoint}) is "
+        f"unreachable ({why}). {_ALTERNATIVES}"
+    )
+
+
+def _download(repo: str, endpoint: str) -> Path:
+    """Download `repo`'s config.json and safetensors weights, and nothing else, into the Hugging
+    Face cache with huggingface_hub (resumable, shared with transformers); their snapshot folder."""
+    hub = _hub()
+    cache = _hf_cache()
+
+    def fetch(name: str) -> Path:
+        try:
+            path = hub.hf_hub_download(
+                repo, name, cache_dir=cache, endpoint=endpoint, etag_timeout=PROBE_TIMEOUT_S
+            )
+        except Exception as e:  # huggingface_hub's and its HTTP client's errors
+            raise ESM2LoadError(
+                f"download of {name} of {repo} from {endpoint} failed "
+                f"({type(e).__name__}: {_first_line(e)}). Try again."
+            ) from e
+        return Path(path)
+
+    def status(name: str) -> int:
+        answer = _probe(repo, name, endpoint=endpoint, timeout=PROBE_TIMEOUT_S)
+        if isinstance(answer, str):
+            raise _unreachable(repo, endpoint, answer)
+        return answer
+
+    print(f"Downloading {repo} from {endpoint} into the Hugging Face cache", flush=True)
+    config = fetch("config.json")
+    single = status("model.safetensors")
+    if single == 200:
+        fetch("model.safetensors")
+    elif status(_INDEX) == 200:
+        where = hub.hf_hub_url(repo, _INDEX, endpoint=endpoint)
+        for shard in _index_shards(fetch(_INDEX), where):
+            fetch(shard)
+    else:
+        raise ESM2LoadError(
+            f"{repo} on the Hub has no safetensors weights (HTTP {single} for model.safetensors, "
+            f"and no {_INDEX}); only safetensors checkpoints are read without torch."
+        )
+    return config.parent
 
 
 def _hub_files(repo: str) -> Path:
-    """A local folder holding `repo`'s config.json and safetensors, downloading if needed."""
-    folder = _hub_cache(repo)
-    if _complete(folder):
-        return folder
+    """A local folder holding `repo`'s config.json and safetensors: the Hugging Face cache's
+    snapshot when it is complete (no network), else a download, refused within seconds offline."""
+    _hub()
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo)
+    except HFValidationError as e:
+        raise ESM2LoadError(f"{repo!r} is not a Hub model name ({e}). {_ACCEPTED}") from None
     cached = _from_hf_cache(repo)
     if cached is not None:
         return cached
-    base = f"{_endpoint()}/{repo}/resolve/main"
-    config = _offline_reason() or _probe(f"{base}/config.json")
-    if isinstance(config, str):
-        raise HubUnreachableError(
-            f"cannot download ESM2 model {repo!r}: the Hugging Face Hub ({_endpoint()}) is "
-            f"unreachable ({config}). {_ALTERNATIVES}"
-        )
-    if not config.ok:
+    endpoint = _endpoint()
+    answer = _offline_reason() or _probe(
+        repo, "config.json", endpoint=endpoint, timeout=PROBE_TIMEOUT_S
+    )
+    if isinstance(answer, str):
+        raise _unreachable(repo, endpoint, answer)
+    if answer != 200:
         raise ESM2LoadError(
-            f"the Hugging Face Hub has no model {repo!r} ({config} for its config.json). "
-            f"Known ESM2 models: {', '.join(ESM2_MODELS)}."
+            f"the Hugging Face Hub has no model {repo!r} (HTTP {answer} for its config.json; "
+            "a private repository needs `hf auth login` or HF_TOKEN). Known ESM2 models: "
+            f"{', '.join(ESM2_MODELS)}."
         )
-    print(f"Downloading {repo} from {_endpoint()} into {folder}", flush=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    # A staging folder of this download's own: a concurrent or killed run cannot mix files in.
-    staging = Path(tempfile.mkdtemp(dir=folder, prefix=".staging-"))
+    return _download(repo, endpoint)
+
+
+# --- choosing a model ---------------------------------------------------------------------------
+
+
+class ModelChoice(NamedTuple):
+    """The ESM2 `choose_esm2_model` picked (a name for `load_esm2`) and a line saying why."""
+
+    name: str
+    reason: str
+
+
+def choose_esm2_model(
+    profile: str | None = None, *, probe_timeout: float = PROBE_TIMEOUT_S
+) -> ModelChoice:
+    """A real ESM2 when the Hub can serve it, else the book's tiny one; and why.
+
+    `$JAXGENAI_ESM2_MODEL`, when set, wins: any name `load_esm2` accepts. Otherwise the size
+    profile (`profile`, by default `tutorial_lib.config.profile()`) names
+    `facebook/esm2_t12_35M_UR50D` ("gpu") or `facebook/esm2_t6_8M_UR50D` ("cpu"), which is
+    chosen when its files are in the Hugging Face cache or the Hub answers a HEAD request for
+    its config.json within `probe_timeout` seconds; `"tiny"` otherwise. Nothing is downloaded.
+
+    >>> choice = choose_esm2_model()  # doctest: +SKIP
+    >>> print(choice.reason)  # doctest: +SKIP
+    Hub reachable at https://huggingface.co; CPU profile → the 8M model
+    >>> model = load_esm2(choice.name)  # doctest: +SKIP
+    """
+    override = os.environ.get(ESM2_MODEL_ENV, "").strip()
+    if override:
+        try:
+            _source(override)
+        except ESM2LoadError as e:
+            raise ESM2LoadError(f"{ESM2_MODEL_ENV}={override!r}: {e}") from None
+        return ModelChoice(override, f"{ESM2_MODEL_ENV}={override}")
+
+    from tutorial_lib.config import PROFILES, pick
+    from tutorial_lib.config import profile as current_profile
+
+    chosen = current_profile() if profile is None else profile.strip().lower()
+    if chosen not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES} or None, got {profile!r}")
+    repo = pick(cpu=f"facebook/{ESM2_MODELS[0]}", gpu=f"facebook/{ESM2_MODELS[1]}", profile=chosen)
+    because = f"{chosen.upper()} profile → the {repo.split('_')[2]} model"
+    endpoint = _endpoint()
     try:
-        _fetch(base, "config.json", staging, config)
-        _fetch_weights(repo, base, staging)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)  # leave no partial checkpoint behind
-        raise
-    for f in staging.iterdir():
-        os.replace(f, folder / f.name)
-    staging.rmdir()
-    return folder
+        if _from_hf_cache(repo) is not None:
+            return ModelChoice(repo, f"{repo} is in the Hugging Face cache; {because}")
+        answer = _offline_reason() or _probe(
+            repo, "config.json", endpoint=endpoint, timeout=probe_timeout
+        )
+    except ESM2LoadError as e:  # no huggingface_hub, a damaged cache, a refusal by the Hub
+        return ModelChoice("tiny", f"{_first_line(e)}: the book's tiny ESM2")
+    if answer == 200:
+        return ModelChoice(repo, f"Hub reachable at {endpoint}; {because}")
+    if isinstance(answer, int):
+        why = f"the Hub at {endpoint} has no {repo} (HTTP {answer})"
+        return ModelChoice("tiny", f"{why}: the book's tiny ESM2")
+    return ModelChoice("tiny", f"Hub unreachable ({answer}): the book's tiny ESM2")
