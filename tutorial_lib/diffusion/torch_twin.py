@@ -11,8 +11,10 @@ torch is imported inside the functions (it is in the `test` and `docs` extras), 
 imports without it.
 """
 
+import contextlib
 import math
 import os
+import sys
 import time
 from typing import Any, NamedTuple
 
@@ -227,12 +229,21 @@ def cpu_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def matmul_peak_gflops(n: int = 2048, *, repeat: int = 3) -> float:
-    """The float32 GFLOP/s of JAX's `n x n` matmul (2 n^3 FLOPs): the machine's practical peak."""
+def matmul_peak_gflops(n: int = 2048, *, repeat: int = 5) -> float:
+    """The machine's practical float32 peak: the GFLOP/s of an `n x n` matmul (2 n^3 FLOPs),
+    the better of JAX's and (when torch is installed) PyTorch's, each best of `repeat`."""
     a = jr.normal(jr.key(0), (n, n), jnp.float32)
     b = jr.normal(jr.key(1), (n, n), jnp.float32)
     matmul = jax.jit(jnp.matmul)
-    seconds = best_times({"matmul": lambda: matmul(a, b)}, repeat=repeat)["matmul"]
+    contenders = {"jax": lambda: matmul(a, b)}
+    try:
+        torch = _torch()
+    except ImportError:
+        pass
+    else:
+        ta, tb = torch.tensor(np.asarray(a)), torch.tensor(np.asarray(b))
+        contenders["torch"] = lambda: torch.matmul(ta, tb)
+    seconds = min(best_times(contenders, repeat=repeat).values())
     return 2 * n**3 / seconds / 1e9
 
 
@@ -245,7 +256,7 @@ class TrainingStepTiming(NamedTuple):
     flops: float  # of one step, as XLA counts them in the compiled JAX program
     jax_gflops: float
     torch_gflops: float  # the same FLOP count over torch's time
-    peak_gflops: float  # a float32 matmul's rate on this machine
+    peak_gflops: float  # the better float32 matmul rate of the two (`matmul_peak_gflops`)
     threads: int  # CPU threads of both sides
     batch_size: int
     jax_compile_s: float
@@ -379,8 +390,25 @@ def torch_op_seconds(fn: Any, *, repeat: int = 3) -> dict[str, float]:
         raise ValueError(f"repeat must be at least 1, got {repeat}.")
     torch = _torch()
     fn()
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+    with (
+        _quiet_stderr(),
+        torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof,
+    ):
         for _ in range(repeat):
             fn()
     events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
     return {e.key: e.self_cpu_time_total / 1e6 / repeat for e in events}
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence the file descriptor 2 (the profiler's C++ start/stop log lines) in the block."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
