@@ -403,16 +403,30 @@ def _attention_reference(att, x):
 
 
 def test_channels_last_unet_equals_a_channels_first_reference():
+    model = _perturbed(tiny_unet())
+    x, t = jr.normal(jr.key(1), (3, 8, 8)), jnp.asarray(0.3)
+    out = eqx.filter_jit(model)(x, t)
+    expected = eqx.filter_jit(_unet_reference)(model, x, t)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
+
+
+def _perturbed(model):
+    """Noise added to every weight (in NumPy: a JAX op would compile once per weight shape),
+    so that the zero-initialised layers do not hide any path."""
+    rng = np.random.default_rng(4)
+
+    def perturb(a):
+        if not eqx.is_inexact_array(a):
+            return a
+        return jnp.asarray(np.asarray(a) + 0.05 * rng.standard_normal(a.shape).astype(a.dtype))
+
+    return jax.tree.map(perturb, model)
+
+
+def _unet_reference(model, x, t):
+    """The U-Net written channels-first with Equinox's own layers, block by block."""
     from tutorial_lib.diffusion.unet import sinusoidal_embedding
 
-    model = tiny_unet()
-    # give the zero-initialised layers weights so that every path is exercised
-    model = jax.tree.map(
-        lambda a: a + 0.05 * jr.normal(jr.key(4), a.shape) if eqx.is_inexact_array(a) else a,
-        model,
-    )
-    x, t = jr.normal(jr.key(1), (3, 8, 8)), jnp.asarray(0.3)
-    out = model(x, t)
     emb = model.time_mlp[1](
         jax.nn.silu(model.time_mlp[0](sinusoidal_embedding(t, model.base_channels)))
     )
@@ -436,13 +450,15 @@ def test_channels_last_unet_equals_a_channels_first_reference():
             h = h if att is None else _attention_reference(att, h)
         if up is not None:
             h = up.conv(jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2))
-    expected = model.out_conv(jax.nn.silu(model.out_norm(h)))
-    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
-    # and each block's channels-first __call__ is its channels-last method, transposed
-    blk = model.down_blocks[0][0]
-    np.testing.assert_allclose(
-        blk(x[:1].repeat(8, 0), emb),
-        _block_reference(blk, x[:1].repeat(8, 0), emb),
-        rtol=1e-4,
-        atol=1e-5,
-    )
+    return model.out_conv(jax.nn.silu(model.out_norm(h)))
+
+
+def test_channels_first_block_calls_equal_the_reference():
+    model = _perturbed(tiny_unet())
+    blk, att = model.mid[0], model.mid[1]
+    h, emb = jr.normal(jr.key(1), (16, 4, 4)), jr.normal(jr.key(2), (model.embedding_dim,))
+    got = eqx.filter_jit(lambda b, a, h, e: a(b(h, e)))(blk, att, h, emb)
+    expected = eqx.filter_jit(
+        lambda b, a, h, e: _attention_reference(a, _block_reference(b, h, e))
+    )(blk, att, h, emb)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
