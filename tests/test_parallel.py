@@ -133,19 +133,20 @@ COST_ON_EIGHT_DEVICES = textwrap.dedent(
     from tutorial_lib.jax_science import parallel
 
     mesh = jax.make_mesh((8,), ("data",))
-    params = parallel.init_mlp(jr.key(0), [32, 256, 1])
-    n_params = 32 * 256 + 256 + 256 + 1
+    params = parallel.init_mlp(jr.key(0), [32, 256, 256, 1])
+    n_params = 32 * 256 + 256 + 256 * 256 + 256 + 256 + 1
     costs = []
-    for b in (4, 512):
+    for b in (4, 1024):
         x = jr.normal(jr.key(1), (8 * b, 32))
         costs.append(parallel.data_parallel_cost(mesh, params, x, x[:, :1], repeat=3))
     small, large = costs
     assert small.gradient_bytes == 4 * n_params, small
-    assert (small.batch_per_device, large.batch_per_device) == (4, 512)
+    assert (small.batch_per_device, large.batch_per_device) == (4, 1024)
     for c in costs:
         assert 0 < c.compute_s < 5 and 0 < c.allreduce_s < 5 and 0 < c.step_s < 5, c
-    # computation grows with the batch; the all-reduce moves the same gradient either way
-    assert large.compute_s > 3 * small.compute_s, costs
+    # computation grows with the batch (256 times the examples; fixed overheads keep the ratio
+    # far below that); the all-reduce moves the same gradient either way
+    assert large.compute_s > 2 * small.compute_s, costs
     assert large.allreduce_s < 3 * small.allreduce_s + 1e-3, costs
     try:
         parallel.data_parallel_cost(mesh, params, x[:12], x[:12, :1])
