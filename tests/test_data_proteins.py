@@ -93,6 +93,25 @@ def test_near_duplicates_stay_together_and_unrelated_ones_do_not_link():
     )
 
 
+def test_closest_relative_grows_with_identity_and_is_exact_for_copies():
+    rng = np.random.default_rng(1)
+    aa = list("ACDEFGHIKLMNPQRSTVWY")
+    parent = "".join(rng.choice(aa, 3000))  # long: a few hundred 6-mers survive at p = 0.5
+    stranger = "".join(rng.choice(aa, 3000))
+    identities = (1.0, 0.9, 0.7, 0.5)
+    seqs = [parent, stranger] + [_mutate(rng, parent, identity=p) for p in identities]
+    query = np.arange(2, len(seqs))
+    close = data.closest_relative(seqs, query, [0, 1])
+    assert close[0] == 1.0  # an exact copy contains all its own k-mers
+    assert np.all(np.diff(close) < 0)  # less identity, fewer shared 6-mers
+    for c, p in zip(close[1:], identities[1:], strict=True):
+        assert 0.5 * p**6 < c < 2 * p**6 + 0.01  # about p^6 of the 6-mers survive
+    assert data.closest_relative(seqs, [1], [0])[0] < 0.01  # random sequences share ~nothing
+    assert data.closest_relative(seqs, [0], [0])[0] == 0.0  # a sequence is not its own relative
+    with pytest.raises(ValueError, match="indices into the 6 sequences"):
+        data.closest_relative(seqs, [6], [0])
+
+
 def test_split_fractions_are_validated():
     with pytest.raises(ValueError, match="fractions"):
         split_clusters(np.zeros(3, int), (0.5, -0.1, 0.6))

@@ -218,3 +218,25 @@ def test_show_structure_without_py3dmol(monkeypatch):
     monkeypatch.setitem(sys.modules, "py3Dmol", None)  # makes `import py3Dmol` fail
     shown = show_structure(PDB)
     assert "pip install py3Dmol" in repr(shown)
+
+
+def test_fold_many_checks_everything_first_and_stops_at_the_first_failure(monkeypatch):
+    monkeypatch.delenv("JAXGENAI_OFFLINE", raising=False)
+    sent = []
+
+    def answer(url, *, method, data, timeout, redirects):
+        sent.append(data)
+        if len(sent) > 1:
+            raise urllib.error.URLError("connection refused")
+        return _Response(PDB.encode())
+
+    monkeypatch.setattr(_http, "open_url", answer)
+    with pytest.raises(ValueError, match="non-standard"):
+        fold.fold_many({"a": "MKW", "b": "MK1"})
+    assert sent == []  # a bad sequence is found before anything is sent
+    with pytest.raises(FoldingUnavailableError, match="folding 'second'"):
+        fold.fold_many({"first": "MKW", "second": "MKW", "third": "MKW"})
+    assert sent == [b"MKW", b"MKW"]  # the third is never sent
+    sent.clear()
+    out = fold.fold_many({"z": "MKW"})
+    assert list(out) == ["z"] and out["z"].sequence == "MKW"

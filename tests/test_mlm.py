@@ -19,6 +19,7 @@ from tutorial_lib.protein import (
     is_residue,
     mask_tokens,
     masked_cross_entropy,
+    masked_nll_per_sequence,
     masked_perplexity,
     tokenize,
     unigram_perplexity,
@@ -107,6 +108,24 @@ def test_masked_perplexity_matches_manual_and_ignores_filler_rows():
     np.testing.assert_allclose(ppl, np.exp(float(total) / int(count)), rtol=1e-5)
     # An untrained model is about as good as guessing among the 33 tokens.
     assert 10 < ppl < 60
+
+
+def test_per_sequence_nll_adds_up_to_the_perplexity_with_the_same_masks():
+    model = ESM2(SMALL, key=jr.key(0))
+    tokens = _random_tokens(13, 24)  # two batches of 8, the second with filler rows
+    key = jr.key(7)
+    nll, count = masked_nll_per_sequence(model, tokens, key=key, batch_size=8)
+    assert nll.shape == count.shape == (13,) and np.all(count > 0) and np.all(nll > 0)
+    ppl = masked_perplexity(model, tokens, key=key, batch_size=8)
+    np.testing.assert_allclose(np.exp(nll.sum() / count.sum()), ppl, rtol=1e-5)
+    # A subset's perplexity is that of the same rows scored on their own only in expectation
+    # (other masks), but its rows are scored exactly as in the whole.
+    again, _ = masked_nll_per_sequence(model, tokens, key=key, batch_size=8)
+    np.testing.assert_array_equal(nll, again)
+    other, _ = masked_nll_per_sequence(model, tokens, key=jr.key(8), batch_size=8)
+    assert not np.allclose(nll, other)
+    with pytest.raises(ValueError, match="non-empty"):
+        masked_nll_per_sequence(model, tokens[:0], key=key)
 
 
 def test_unigram_perplexity_uniform_and_reference():

@@ -49,6 +49,22 @@ ALLOWLIST = {
     ("protein/attention.md", "15%"): _MLM,
     ("protein/attention.md", "25%"): "the page's own masking rate (a parameter)",
     ("protein/thermostability.md", "95 %"): "the confidence level of the intervals (a parameter)",
+    (
+        "protein/tiny-esm2.md",
+        "60 %",
+    ): "identity levels that define the homology split and the relatedness groups (thresholds)",
+    (
+        "protein/tiny-esm2.md",
+        "40–60 %",
+    ): "identity levels that define the homology split and the relatedness groups (thresholds)",
+    (
+        "protein/tiny-esm2.md",
+        "1 %",
+    ): "identity levels that define the homology split and the relatedness groups (thresholds)",
+    (
+        "protein/tiny-esm2.md",
+        "45 %",
+    ): "identity levels that define the homology split and the relatedness groups (thresholds)",
     ("protein/tiny-esm2.md", "15 %"): _MLM,
     ("protein/tiny-esm2.md", "80 %"): _MLM,
     ("protein/tiny-esm2.md", "10 %"): _MLM,

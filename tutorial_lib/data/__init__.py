@@ -38,6 +38,7 @@ from tutorial_lib.data.galaxies import (
 )
 from tutorial_lib.data.homology import (
     Split,
+    closest_relative,
     homology_clusters,
     homology_split,
     near_duplicate_pairs,
@@ -89,6 +90,7 @@ __all__ = [
     "box_resize",
     "cache_dir",
     "centre_crop_resize",
+    "closest_relative",
     "data_root",
     "dataset_files",
     "dataset_status",

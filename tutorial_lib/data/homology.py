@@ -22,14 +22,16 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse
 import scipy.sparse.csgraph
-from jaxtyping import Int
+from jaxtyping import Float, Int
 
 from tutorial_lib.data.fasta import AMINO_ACIDS
 
 __all__ = [
     "Split",
+    "closest_relative",
     "homology_clusters",
     "homology_split",
     "kmer_sets",
@@ -78,15 +80,11 @@ def kmer_sets(
     return key // n, key % n
 
 
-def near_duplicate_pairs(
-    sequences: Sequence[str],
-    *,
-    k: int = 6,
-    threshold: float = 0.05,
-    min_shared: int = 3,
-    max_df: int = 100,
-) -> tuple[Int[np.ndarray, " p"], Int[np.ndarray, " p"]]:
-    """Index pairs `(i, j)`, `i < j`, of linked sequences (see the module docstring)."""
+def _shared_kmers(
+    sequences: Sequence[str], k: int, max_df: int
+) -> tuple[Int[np.ndarray, " p"], Int[np.ndarray, " p"], Int[np.ndarray, " p"], np.ndarray]:
+    """Every pair `(i, j)`, `i < j`, sharing a k-mer (those in more than `max_df` sequences
+    ignored), how many they share, and each sequence's k-mer count."""
     n = len(sequences)
     kmer, who = kmer_sets(sequences, k=k)
     size = np.bincount(who, minlength=n)
@@ -101,15 +99,61 @@ def near_duplicate_pairs(
         iu, ju = np.triu_indices(d, 1)
         chunks.append(members[:, iu].ravel() * n + members[:, ju].ravel())
     if not chunks:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty, size
     key = np.sort(np.concatenate(chunks))
     first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     shared = np.diff(np.r_[first, len(key)])
     key = key[first]
-    i, j = key // n, key % n
+    return key // n, key % n, shared, size
+
+
+def near_duplicate_pairs(
+    sequences: Sequence[str],
+    *,
+    k: int = 6,
+    threshold: float = 0.05,
+    min_shared: int = 3,
+    max_df: int = 100,
+) -> tuple[Int[np.ndarray, " p"], Int[np.ndarray, " p"]]:
+    """Index pairs `(i, j)`, `i < j`, of linked sequences (see the module docstring)."""
+    i, j, shared, size = _shared_kmers(sequences, k, max_df)
     containment = shared / np.minimum(size[i], size[j])
     link = (shared >= min_shared) & (containment >= threshold)
     return i[link], j[link]
+
+
+def closest_relative(
+    sequences: Sequence[str],
+    query: npt.ArrayLike,
+    reference: npt.ArrayLike,
+    *,
+    k: int = 6,
+    max_df: int = 100,
+) -> Float[np.ndarray, " q"]:
+    """For each `query` index, the largest share of its k-mers that one single `reference`
+    sequence also contains (0 when none shares any): a fast, alignment-free measure of how
+    close its nearest relative among the references is.
+
+    A homology split keeps pairs above roughly 60 % identity apart (containment 0.05); below
+    that, a test protein can still have family members in training, and this says how close.
+    Two proteins with a fraction `p` of identical residues share about `p**6` of their 6-mers,
+    so 0.01 is roughly 45 % identity and 0.001 roughly 30 %. k-mers in more than `max_df` of
+    all `sequences` are ignored, as in `near_duplicate_pairs`.
+    """
+    query, reference = np.asarray(query), np.asarray(reference)
+    n = len(sequences)
+    for name, idx in (("query", query), ("reference", reference)):
+        if idx.ndim != 1 or (len(idx) and (idx.min() < 0 or idx.max() >= n)):
+            raise ValueError(f"{name} must be a 1-D array of indices into the {n} sequences")
+    i, j, shared, size = _shared_kmers(sequences, k, max_df)
+    is_ref = np.zeros(n, bool)
+    is_ref[reference] = True
+    best = np.zeros(n)
+    for a, b in ((i, j), (j, i)):  # a query-side, b reference-side
+        keep = is_ref[b] & (a != b)
+        np.maximum.at(best, a[keep], shared[keep] / np.maximum(size[a[keep]], 1))
+    return best[query]
 
 
 def homology_clusters(sequences: Sequence[str], **kwargs) -> Int[np.ndarray, " n"]:

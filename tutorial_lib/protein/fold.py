@@ -23,6 +23,7 @@ redirects are followed only on the service's own host; an answer larger than
 import dataclasses
 import urllib.error
 import urllib.parse
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,7 @@ __all__ = [
     "FoldingUnavailableError",
     "Structure",
     "ViewerUnavailable",
+    "fold_many",
     "fold_sequence",
     "parse_pdb_ca",
     "show_structure",
@@ -215,6 +217,26 @@ def fold_sequence(
             f"match the {len(seq)}-residue query"
         )
     return structure
+
+
+def fold_many(
+    sequences: Mapping[str, str], *, timeout: float = DEFAULT_TIMEOUT_S, url: str = ESMFOLD_URL
+) -> dict[str, Structure]:
+    """Fold several named sequences with `fold_sequence`, one request at a time (the public
+    service is shared): `{name: Structure}` in the order given.
+
+    Every sequence is validated before anything is sent. The first failure of the service
+    raises `FoldingUnavailableError` naming the sequence it was folding, so that an offline
+    machine pays one failed request, not one per sequence.
+    """
+    checked = {name: validate_sequence(seq) for name, seq in sequences.items()}
+    out = {}
+    for name, seq in checked.items():
+        try:
+            out[name] = fold_sequence(seq, timeout=timeout, url=url)
+        except FoldingUnavailableError as e:
+            raise FoldingUnavailableError(f"folding {name!r}: {e}") from e
+    return out
 
 
 class ViewerUnavailable:

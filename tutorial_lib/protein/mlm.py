@@ -37,6 +37,7 @@ __all__ = [
     "MaskedTokens",
     "mask_tokens",
     "masked_cross_entropy",
+    "masked_nll_per_sequence",
     "masked_perplexity",
     "mlm_loss",
     "unigram_perplexity",
@@ -147,6 +148,41 @@ def masked_perplexity(
     if count == 0:
         raise ValueError("no position was selected for scoring: the rows hold no residues")
     return float(np.exp(total / count))
+
+
+@eqx.filter_jit
+def _scored_rows(model: ESM2, tokens: Int[Array, "B L"], key: PRNGKeyArray):
+    batch = jax.vmap(mask_tokens)(jr.split(key, tokens.shape[0]), tokens)
+    logits = jax.vmap(lambda t: model(t).logits)(batch.inputs)
+    return jax.vmap(masked_cross_entropy)(logits, batch.targets, batch.selected)
+
+
+def masked_nll_per_sequence(
+    model: ESM2,
+    tokens: Int[np.ndarray, "N L"],
+    *,
+    key: PRNGKeyArray,
+    batch_size: int = 64,
+) -> tuple[Float[np.ndarray, " N"], Int[np.ndarray, " N"]]:
+    """`masked_perplexity`, row by row: each row's summed masked-token cross-entropy (nats)
+    and how many positions it scored, with the same masks for the same `key` and
+    `batch_size`. `exp(nll[rows].sum() / count[rows].sum())` is the perplexity of any subset of
+    rows, so that subsets (and bootstrap resamples) of one scoring can be compared.
+    """
+    tokens = np.asarray(tokens)
+    if tokens.ndim != 2 or len(tokens) == 0:
+        raise ValueError(f"tokens must be a non-empty (N, L) array, got shape {tokens.shape}")
+    nll, count = [], []
+    for i, start in enumerate(range(0, len(tokens), batch_size)):
+        chunk = tokens[start : start + batch_size]
+        n = len(chunk)
+        if n < batch_size:
+            filler = np.full((batch_size - n, tokens.shape[1]), PAD, tokens.dtype)
+            chunk = np.concatenate([chunk, filler])
+        s, c = _scored_rows(model, jnp.asarray(chunk), jr.fold_in(key, i))
+        nll.append(np.asarray(s, np.float64)[:n])
+        count.append(np.asarray(c)[:n])
+    return np.concatenate(nll), np.concatenate(count)
 
 
 _RESIDUE = np.isin(np.arange(VOCAB_SIZE), RESIDUE_IDS)

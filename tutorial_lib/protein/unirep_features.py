@@ -8,6 +8,8 @@ GB1 variants by log-likelihood ratio as long again: too slow for a page. The art
   balanced ThermoProt sample the thermostability chapter uses on a CPU (`THERMO`: the same
   homology split, `thermo.balanced_subsets` with the same sizes and seed, the same centre crops
   of 126 residues), with the ThermoProt index of every row;
+- UniRep's next-residue log-likelihood (nats, `UniRep.log_likelihood`) of every test crop, for
+  comparing perplexities on proteins the book's models never saw (the tiny-esm2 chapter);
 - UniRep's zero-shot score of a sample of GB1 variants (`GB1`: every single mutant and a seeded
   sample of the double, triple and quadruple ones): the log-likelihood ratio
   `log p(variant) - log p(wild type)` under each model, in nats (`gb1_log_likelihood_ratios`).
@@ -59,6 +61,7 @@ CONFIG: dict[str, Any] = {
         "crop_residues": 126,
     },
     "gb1": {"per_mutation_count": 300, "seed": 0},
+    "test_log_likelihood": True,
     "batch_size": 32,
     "embedding_dtype": "float16",
 }
@@ -87,6 +90,7 @@ class UniRepFeatures(NamedTuple):
     embeddings: dict[int, dict[str, Float[np.ndarray, "n size"]]]  # size -> part -> rows
     gb1_index: Int[np.ndarray, " m"]  # rows of `load_gb1()`
     gb1_llr: dict[int, Float[np.ndarray, " m"]]  # size -> log-likelihood ratio, nats
+    test_log_likelihood: dict[int, Float[np.ndarray, " t"]]  # size -> nats per test crop
     metadata: dict[str, Any]
 
 
@@ -127,6 +131,9 @@ def _template(metadata: dict[str, Any]) -> dict[str, Any]:
         },
         "gb1_index": jax.ShapeDtypeStruct((m,), jnp.int32),
         "gb1_llr": {str(s): jax.ShapeDtypeStruct((m,), jnp.float32) for s in sizes},
+        "test_log_likelihood": {
+            str(s): jax.ShapeDtypeStruct((n["test"],), jnp.float32) for s in sizes
+        },
     }
 
 
@@ -147,6 +154,9 @@ def load_unirep_features(*, root=None, config: dict[str, Any] | None = None) -> 
         },
         gb1_index=np.asarray(tree["gb1_index"], np.int64),
         gb1_llr={int(s): np.asarray(v, np.float64) for s, v in tree["gb1_llr"].items()},
+        test_log_likelihood={
+            int(s): np.asarray(v, np.float64) for s, v in tree["test_log_likelihood"].items()
+        },
         metadata=metadata,
     )
 

@@ -65,7 +65,7 @@ def train(config: dict) -> TrainResult:
     )
     variants = [gb1.sequences[i] for i in gb1_rows]
 
-    embeddings, llr, seconds = {}, {}, {}
+    embeddings, llr, test_ll, seconds = {}, {}, {}, {}
     for size in config["sizes"]:
         model = load_unirep(size)
         start = time.perf_counter()
@@ -74,6 +74,11 @@ def train(config: dict) -> TrainResult:
             for p in PARTS
         }
         seconds[f"embed_{size}_s"] = round(time.perf_counter() - start, 1)
+        start = time.perf_counter()
+        test_ll[str(size)] = np.asarray(
+            model.log_likelihood(crops["test"], batch_size=config["batch_size"]), np.float32
+        )
+        seconds[f"test_ll_{size}_s"] = round(time.perf_counter() - start, 1)
         start = time.perf_counter()
         llr[str(size)] = gb1_log_likelihood_ratios(
             model, wild_type, variants, batch_size=config["batch_size"]
@@ -84,8 +89,13 @@ def train(config: dict) -> TrainResult:
     from scipy.stats import spearmanr
 
     fitness = np.asarray(gb1.fitness)[gb1_rows]
+    n_test = sum(len(c) for c in crops["test"])
     metrics = {
         **seconds,
+        **{
+            f"test_perplexity_{s}": round(float(np.exp(-v.sum() / n_test)), 4)
+            for s, v in test_ll.items()
+        },
         **{f"gb1_spearman_{s}": round(float(spearmanr(v, fitness)[0]), 4) for s, v in llr.items()},
     }
     files = dataset_files("thermoprot") + dataset_files("gb1")
@@ -95,6 +105,7 @@ def train(config: dict) -> TrainResult:
             "embeddings": embeddings,
             "gb1_index": gb1_rows.astype(np.int32),
             "gb1_llr": llr,
+            "test_log_likelihood": test_ll,
         },
         config=config,
         data={
