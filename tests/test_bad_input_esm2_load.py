@@ -6,7 +6,6 @@ asks, with the headers it needs (tests/test_esm2_hub.py has a fuller one, with a
 """
 
 import hashlib
-import http.server
 import json
 import math
 import re
@@ -21,6 +20,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from loopback import loopback_server
 from random_esm2 import random_esm2
 
 from tutorial_lib.protein import ESM2Config, ESM2LoadError, load_esm2
@@ -101,31 +101,12 @@ class FakeHub:
     def __init__(self):
         self.routes: dict[str, tuple[int, dict[str, str | None], bytes]] = {}
         self.requests: list[str] = []
-        hub = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_HEAD(self) -> None:
-                self.answer(send_body=False)
-
-            def do_GET(self) -> None:
-                self.answer(send_body=True)
-
-            def answer(self, send_body: bool) -> None:
-                hub.requests.append(f"{self.command} {self.path}")
-                status, headers, body = hub.routes.get(self.path, (404, {}, b"not found"))
-                self.send_response(status)
-                for key, value in ({"Content-Length": str(len(body))} | headers).items():
-                    if value is not None:
-                        self.send_header(key, value)
-                self.end_headers()
-                if send_body:
-                    self.wfile.write(body)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = loopback_server(self._respond)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def _respond(self, method: str, path: str):
+        self.requests.append(f"{method} {path}")
+        return self.routes.get(path, (404, {}, b"not found"))
 
     def serve(self, name: str, body: bytes) -> None:
         """Publish `name` in `REPO` with the headers huggingface_hub needs: the commit in

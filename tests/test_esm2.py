@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
+from random_esm2 import randomise_torch, small_hf_config
 
 from tutorial_lib.protein import (
     ESM2,
@@ -44,45 +45,14 @@ batched = eqx.filter_jit(
 )
 
 
-def _hf_config(tie: bool = True):
-    from transformers import EsmConfig
-
-    return EsmConfig(
-        vocab_size=33,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        pad_token_id=1,
-        mask_token_id=32,
-        position_embedding_type="rotary",
-        token_dropout=True,
-        emb_layer_norm_before=False,
-        layer_norm_eps=1e-5,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-        tie_word_embeddings=tie,
-    )
-
-
-def _randomise(model, torch) -> None:
-    """Random weights everywhere (the default init leaves LayerNorms and biases trivial)."""
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            noise = torch.randn(p.shape, generator=gen)
-            is_scale = name.endswith("weight") and p.ndim == 1
-            p.copy_((1.0 if is_scale else 0.0) + (0.3 if p.ndim > 1 else 0.5) * noise)
-
-
 @pytest.fixture(scope="module")
 def hf(tmp_path_factory):
     """(torch, a randomised EsmForMaskedLM, the folder save_pretrained wrote it to)."""
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
-    model = transformers.EsmForMaskedLM(_hf_config()).eval()
-    _randomise(model, torch)
+    model = transformers.EsmForMaskedLM(small_hf_config()).eval()
+    randomise_torch(model, torch)
     folder = tmp_path_factory.mktemp("esm2-hf")
     model.save_pretrained(folder)
     return torch, model, folder

@@ -22,6 +22,8 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from loopback import loopback_server
+from random_esm2 import randomise_torch, small_hf_config
 
 from tutorial_lib.protein import ESM2LoadError, HubUnreachableError, load_esm2, tokenize
 from tutorial_lib.protein.load import ModelChoice, choose_esm2_model
@@ -74,34 +76,17 @@ class LoopbackHub:
             threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
 
     def _server(self, role: str) -> http.server.ThreadingHTTPServer:
-        loopback = self
+        def respond(method: str, raw_path: str):
+            path = urllib.parse.unquote(urllib.parse.urlsplit(raw_path).path)
+            line = f"{method} {role}:{path}"
+            self.requests.append(line)
+            route = self._hub_route if role == "hub" else self._cdn_route
+            status, headers, body = route(path)
+            if status == 404 and "X-Error-Code" not in headers:
+                self.unexpected.append(line)
+            return status, headers, body
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_HEAD(self) -> None:
-                self.answer(send_body=False)
-
-            def do_GET(self) -> None:
-                self.answer(send_body=True)
-
-            def answer(self, send_body: bool) -> None:
-                path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
-                line = f"{self.command} {role}:{path}"
-                loopback.requests.append(line)
-                route = loopback._hub_route if role == "hub" else loopback._cdn_route
-                status, headers, body = route(path)
-                if status == 404 and "X-Error-Code" not in headers:
-                    loopback.unexpected.append(line)
-                self.send_response(status)
-                for key, value in ({"Content-Length": str(len(body))} | headers).items():
-                    self.send_header(key, value)
-                self.end_headers()
-                if send_body:
-                    self.wfile.write(body)
-
-        return http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        return loopback_server(respond)
 
     @staticmethod
     def commit(repo: str) -> str:
@@ -173,27 +158,8 @@ def checkpoint(tmp_path_factory):
     """(torch, a randomised EsmForMaskedLM, the folder save_pretrained wrote it to)."""
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
-    config = transformers.EsmConfig(
-        vocab_size=33,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        pad_token_id=1,
-        mask_token_id=32,
-        position_embedding_type="rotary",
-        token_dropout=True,
-        emb_layer_norm_before=False,
-        layer_norm_eps=1e-5,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
-    model = transformers.EsmForMaskedLM(config).eval()
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():  # the default init leaves LayerNorms and biases trivial
-        for name, p in model.named_parameters():
-            scale = name.endswith("weight") and p.ndim == 1
-            p.copy_(float(scale) + 0.3 * torch.randn(p.shape, generator=gen))
+    model = transformers.EsmForMaskedLM(small_hf_config()).eval()
+    randomise_torch(model, torch)
     folder = tmp_path_factory.mktemp("esm2-hf")
     model.save_pretrained(folder)
     assert {p.name for p in folder.iterdir()} == {"config.json", "model.safetensors"}
