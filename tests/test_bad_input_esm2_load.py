@@ -321,3 +321,19 @@ def test_a_dtype_that_is_no_dtype_is_refused(checkpoint, dtype):
 def test_floating_dtypes_are_accepted(checkpoint, dtype):
     leaves = jax.tree.leaves(eqx.filter(load_esm2(checkpoint[1], dtype=dtype), eqx.is_array))
     assert {leaf.dtype for leaf in leaves} == {jnp.dtype(dtype)}
+
+
+def test_save_hf_directory_refuses_what_it_cannot_write_faithfully(tmp_path):
+    from tutorial_lib.protein import save_hf_directory
+
+    odd = random_esm2(ESM2Config(**{**CONFIG.to_dict(), "rope_theta": 500.0}), 0)
+    with pytest.raises(ValueError, match="fixed rotary base of 10000"):
+        save_hf_directory(odd, tmp_path / "odd")
+    assert not (tmp_path / "odd").exists()
+    mine = tmp_path / "notes.txt"
+    mine.write_text("my notes")
+    with pytest.raises(FileExistsError, match="not an empty folder"):
+        save_hf_directory(random_esm2(CONFIG, 0), mine)
+    assert mine.read_text() == "my notes"
+    written = save_hf_directory(random_esm2(CONFIG, 0), tmp_path / "new" / "model")
+    assert eqx.tree_equal(load_esm2(written), random_esm2(CONFIG, 0))

@@ -266,6 +266,35 @@ def test_sharded_checkpoint_downloads_index_and_shards(hub, checkpoint, tmp_path
     assert hub.unexpected == []
 
 
+def test_the_tiny_model_exported_served_and_loaded_back_matches_transformers(
+    hub, checkpoint, tmp_path
+):
+    """The online path end to end, offline: the book's tiny ESM2 written as a Hugging Face
+    checkpoint (`save_hf_directory`), published on the loopback Hub, loaded by name through
+    huggingface_hub, and checked against transformers' EsmForMaskedLM on the same files."""
+    torch, transformers = checkpoint[0], pytest.importorskip("transformers")
+    from tutorial_lib.protein import save_hf_directory
+
+    tiny = load_esm2("tiny")
+    folder = save_hf_directory(tiny, tmp_path / "tiny-esm2-hf")
+    assert {p.name for p in folder.iterdir()} == {"config.json", "model.safetensors"}
+    hub.publish("book/esm2_tiny_thermoprot", folder)
+    served = load_esm2("book/esm2_tiny_thermoprot")
+    assert hub.fetched() == {"config.json", "model.safetensors"} and hub.unexpected == []
+    assert eqx.tree_equal(served, tiny)  # float16 weights upcast: float32 holds them exactly
+
+    tokens = tokenize(SEQ)
+    logits = np.asarray(eqx.filter_jit(lambda m, t: m(t).logits)(served, jnp.asarray(tokens)))
+    reference = transformers.EsmForMaskedLM.from_pretrained(folder).eval()
+    with torch.no_grad():
+        expected = reference(torch.as_tensor(tokens[None], dtype=torch.long)).logits[0].numpy()
+    np.testing.assert_allclose(logits, expected, atol=TOL, rtol=0)
+    assert np.abs(expected).max() > 1.0  # real logits, not zeros
+
+    with pytest.raises(FileExistsError, match="nothing was written"):
+        save_hf_directory(tiny, folder)  # never overwrites
+
+
 # --- the Hub away -----------------------------------------------------------------------------
 
 

@@ -155,6 +155,7 @@ from tutorial_lib.protein.load import (
     load_esm2,
     load_hf_directory,
     parameter_count,
+    save_hf_directory,
 )
 from tutorial_lib.protein.mlm import (
     MaskedTokens,
@@ -328,6 +329,7 @@ __all__ = [
     "run_chain",
     "sample_chains",
     "sample_windows",
+    "save_hf_directory",
     "scaled_dot_product_attention",
     "score_variants",
     "separation_mask",

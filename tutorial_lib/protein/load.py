@@ -53,6 +53,7 @@ __all__ = [
     "load_esm2",
     "load_hf_directory",
     "parameter_count",
+    "save_hf_directory",
 ]
 
 TINY_ARTIFACT = "tiny-esm2"
@@ -478,6 +479,59 @@ def load_hf_directory(folder: str | os.PathLike, *, dtype: Any = jnp.float32) ->
             is_leaf=lambda x: x is None,
         )
     return model
+
+
+def save_hf_directory(model: ESM2, folder: str | os.PathLike) -> Path:
+    """Write `model` as a Hugging Face `EsmForMaskedLM` checkpoint (config.json +
+    model.safetensors, float32) that `transformers` and `load_hf_directory` read back.
+
+    For sharing a model trained with this book (the tiny ESM2, or your own) with people who use
+    `transformers`, or publishing it on the Hub (`huggingface_hub.upload_folder`). `folder` is
+    created; an existing non-empty folder is refused, so nothing is overwritten. A model whose
+    settings `EsmConfig` cannot express (a rotary base other than 10,000) is refused too.
+    """
+    from safetensors.numpy import save_file
+
+    config = model.config
+    if config.rope_theta != 10000.0:
+        raise ValueError(
+            f"transformers' ESM has a fixed rotary base of 10000; this model uses "
+            f"{config.rope_theta}, which a Hugging Face checkpoint cannot record"
+        )
+    folder = Path(folder).expanduser()
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise FileExistsError(
+            f"{folder} exists and is not an empty folder; choose a new one (nothing was written)"
+        )
+    tied = model.lm_head.decoder is None
+    hf = {
+        "architectures": ["EsmForMaskedLM"],
+        "model_type": "esm",
+        "vocab_size": config.vocab_size,
+        **{key: getattr(config, field) for field, key in _SIZE_KEYS.items()},
+        "hidden_act": "gelu",
+        "layer_norm_eps": config.layer_norm_eps,
+        "position_embedding_type": "rotary",
+        "token_dropout": config.token_dropout,
+        "emb_layer_norm_before": False,
+        "pad_token_id": PAD,
+        "mask_token_id": MASK,
+        "hidden_dropout_prob": 0.0,
+        "attention_probs_dropout_prob": 0.0,
+        "max_position_embeddings": 1026,
+        "tie_word_embeddings": tied,
+        "is_folding_model": False,
+    }
+    tensors = {
+        (key if key.startswith("lm_head") else f"esm.{key}"): np.asarray(get(model), np.float32)
+        for key, get in _targets(config).items()
+    }
+    if not tied:
+        tensors["lm_head.decoder.weight"] = np.asarray(model.lm_head.decoder, np.float32)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps(hf, indent=2) + "\n")
+    return folder
 
 
 # --- the Hugging Face Hub -------------------------------------------------------------------
