@@ -5,7 +5,7 @@ Embedding 1,600 ThermoProt proteins with UniRep-1900 takes minutes on two CPU co
 GB1 variants by log-likelihood ratio as long again: too slow for a page. The artifact holds
 
 - the UniRep-256 and UniRep-1900 embeddings (`UniRep.embed`, stored in float16) of the class-
-  balanced ThermoProt sample the thermostability chapter uses on a CPU (`THERMO`: the same
+  balanced ThermoProt sample the thermostability chapter uses on a CPU (`CONFIG["thermo"]`: the same
   homology split, `thermo.balanced_subsets` with the same sizes and seed, the same centre crops
   of 126 residues), with the ThermoProt index of every row;
 - UniRep's next-residue log-likelihood (nats, `UniRep.log_likelihood`) of every test crop, for
