@@ -14,6 +14,10 @@ DOCS = ROOT / "docs"
 BUILD = DOCS / "_build"
 
 nox.options.default_venv_backend = "uv|virtualenv"
+# uv does not read pip's configuration; a wheel house that pip is told about (a machine's CPU
+# build of torch, say) is passed on, so that both installers resolve the same wheels.
+if os.environ.get("PIP_FIND_LINKS") and not os.environ.get("UV_FIND_LINKS"):
+    os.environ["UV_FIND_LINKS"] = os.environ["PIP_FIND_LINKS"]
 nox.options.sessions = ["lint", "tests", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 
