@@ -22,18 +22,27 @@ nox.options.sessions = ["lint", "tests", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 
 
-def _env() -> dict[str, str]:
+# `tutorial_lib.config.BUILD_XLA_FLAG` (a test keeps the two equal): pages compile with less
+# LLVM optimisation, several times faster for small programs; pages that time JAX against
+# another tool drop it again with `config.xla_defaults()`.
+BUILD_XLA_FLAG = "--xla_backend_optimization_level=1"
+
+
+def _env(*, build: bool = False) -> dict[str, str]:
     """Environment for commands: a relative JAXGENAI_DATA is made absolute, because notebooks
-    execute with docs/ as their working directory."""
+    execute with docs/ as their working directory. `build`: the book's build adds
+    `BUILD_XLA_FLAG` to `XLA_FLAGS`."""
     env = {"PYTHONHASHSEED": "0"}
     if os.environ.get("JAXGENAI_DATA"):
         env["JAXGENAI_DATA"] = str(Path(os.environ["JAXGENAI_DATA"]).expanduser().resolve())
+    if build:
+        env["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {BUILD_XLA_FLAG}".strip()
     return env
 
 
 def _library_fingerprint() -> str:
     """Hash of the library and dependency pins that executed pages depend on."""
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(BUILD_XLA_FLAG.encode())  # compiler settings change results too
     for path in sorted([ROOT / "pyproject.toml", *(ROOT / "tutorial_lib").rglob("*")]):
         if path.is_file() and "__pycache__" not in path.parts:
             digest.update(str(path.relative_to(ROOT)).encode())
@@ -93,7 +102,7 @@ def docs(session: nox.Session) -> None:
         str(DOCS),
         str(BUILD / "html"),
         *args,
-        env=_env(),
+        env=_env(build=True),
     )
     session.log(f"Book built: {BUILD / 'html' / 'index.html'}")
 
@@ -126,7 +135,7 @@ def docs_live(session: nox.Session) -> None:
         str(DOCS),
         str(BUILD / "html"),
         *session.posargs,
-        env=_env(),
+        env=_env(build=True),
     )
 
 

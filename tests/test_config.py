@@ -1,3 +1,6 @@
+import os
+
+import jax
 import pytest
 
 from tutorial_lib import config
@@ -22,3 +25,30 @@ def test_unknown_profile_is_a_clear_error(monkeypatch):
     monkeypatch.setenv(config.PROFILE_ENV, "tpu-pod")
     with pytest.raises(ValueError, match="JAXGENAI_PROFILE='tpu-pod'"):
         config.profile()
+
+
+def test_the_build_flag_is_the_noxfile_one():
+    from pathlib import Path
+
+    noxfile = (Path(__file__).parents[1] / "noxfile.py").read_text()
+    assert f'BUILD_XLA_FLAG = "{config.BUILD_XLA_FLAG}"' in noxfile
+
+
+def test_xla_defaults_removes_only_the_build_flag(monkeypatch):
+    from jax._src import xla_bridge
+
+    monkeypatch.setattr(xla_bridge, "backends_are_initialized", lambda: False)
+    other = "--xla_force_host_platform_device_count=2"
+    monkeypatch.setenv("XLA_FLAGS", f"{other} {config.BUILD_XLA_FLAG}")
+    config.xla_defaults()
+    assert os.environ["XLA_FLAGS"] == other
+    config.xla_defaults()  # nothing left to remove: a no-op
+    assert os.environ["XLA_FLAGS"] == other
+
+
+def test_xla_defaults_after_the_backend_started_is_a_clear_error(monkeypatch):
+    jax.numpy.zeros(1).block_until_ready()  # the backend has started
+    monkeypatch.setenv("XLA_FLAGS", config.BUILD_XLA_FLAG)
+    with pytest.raises(RuntimeError, match="before the first JAX computation"):
+        config.xla_defaults()
+    assert os.environ["XLA_FLAGS"] == config.BUILD_XLA_FLAG

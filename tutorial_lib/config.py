@@ -4,6 +4,11 @@ Pages never hard-code sizes. They ask `pick` for a value, which returns the CPU
 value on a laptop or CI machine and the GPU value on an accelerator (for example a Colab
 GPU runtime). Override the automatic choice with the environment variable
 `JAXGENAI_PROFILE=cpu` or `JAXGENAI_PROFILE=gpu` (`auto` is the default).
+
+The book's build (`nox -s docs`) also adds `BUILD_XLA_FLAG` to `XLA_FLAGS`: XLA then asks LLVM
+for less optimisation, which compiles small programs (random-number generators above all)
+several times faster at some cost in run time. Pages that time JAX against another tool call
+`xla_defaults()` first, so that they measure JAX as it runs by default.
 """
 
 import os
@@ -12,12 +17,16 @@ from typing import Literal, TypeVar
 import jax
 
 __all__ = [
+    "BUILD_XLA_FLAG",
     "PROFILES",
     "PROFILE_ENV",
     "Profile",
     "pick",
     "profile",
+    "xla_defaults",
 ]
+
+BUILD_XLA_FLAG = "--xla_backend_optimization_level=1"
 
 PROFILE_ENV = "JAXGENAI_PROFILE"
 PROFILES = ("cpu", "gpu")
@@ -52,3 +61,21 @@ def pick(*, cpu: Value, gpu: Value, profile: Profile | None = None) -> Value:
 
 
 _current = profile  # `pick`'s argument of the same name shadows the function
+
+
+def xla_defaults() -> None:
+    """Remove the build's `BUILD_XLA_FLAG` from `XLA_FLAGS` (other flags stay), so that JAX
+    compiles with XLA's default optimisation. XLA reads its flags once, when JAX starts its
+    backend: call this before the first computation, or a `RuntimeError` says it is too late."""
+    from jax._src import xla_bridge
+
+    flags = os.environ.get("XLA_FLAGS", "").split()
+    if BUILD_XLA_FLAG not in flags:
+        return
+    if xla_bridge.backends_are_initialized():
+        raise RuntimeError(
+            f"XLA_FLAGS holds {BUILD_XLA_FLAG} and JAX has already started its backend, which "
+            "read it: call config.xla_defaults() before the first JAX computation (restart the "
+            "kernel and run it first)."
+        )
+    os.environ["XLA_FLAGS"] = " ".join(f for f in flags if f != BUILD_XLA_FLAG)

@@ -175,12 +175,21 @@ def _channels_first(images) -> Float[Array, "n 3 s s"]:
     return jnp.transpose(jnp.asarray(images), (0, 3, 1, 2))
 
 
-def _batched(fn, *arrays, size: int = 64) -> np.ndarray:
-    """`fn` on slices of `size` rows, concatenated (bounded memory, one compilation)."""
+def _batched(fn, *arrays, size: int = 64):
+    """`fn` on chunks of `size` rows, concatenated: bounded memory, and one compilation.
+
+    The last chunk is padded to `size` rows (repeating its last row) and the padding dropped
+    from the result, so that `fn` always sees the same shapes: a compilation costs seconds, a
+    padded chunk of a small model milliseconds. `fn` may return an array or a tuple of them.
+    """
     n = len(arrays[0])
-    return np.concatenate(
-        [np.asarray(fn(*(a[i : i + size] for a in arrays))) for i in range(0, n, size)]
-    )
+    pieces = []
+    for i in range(0, n, size):
+        rows = np.minimum(np.arange(i, i + size), n - 1)  # past the end: the last row again
+        out = fn(*(a[rows] for a in arrays))
+        keep = min(size, n - i)
+        pieces.append(jax.tree.map(lambda x, keep=keep: np.asarray(x)[:keep], out))
+    return jax.tree.map(lambda *xs: np.concatenate(xs), *pieces)
 
 
 @eqx.filter_jit
@@ -196,16 +205,11 @@ def elbo_terms(
     x = _channels_first(check_images(images, image_size=vae.decoder.image_size, eight_bit=True))
     x = jnp.round(x * 255) / 255
     keys = jr.split(jr.key(seed), len(x))
-    out = {"elbo": [], "reconstruction": [], "kl": []}
-    for i in range(0, len(x), 64):
-        t = _elbo_terms(vae, x[i : i + 64], keys[i : i + 64], samples)
-        for name in out:
-            out[name].append(np.asarray(getattr(t, name)))
-    elbo = np.concatenate(out["elbo"])
+    t = _batched(lambda b, k: _elbo_terms(vae, b, k, samples), x, keys)
     return {
-        "bits_per_dim": -elbo / (x[0].size * math.log(2)),
-        "reconstruction_nats": np.concatenate(out["reconstruction"]),
-        "kl_nats": np.concatenate(out["kl"]),
+        "bits_per_dim": -t.elbo / (x[0].size * math.log(2)),
+        "reconstruction_nats": t.reconstruction,
+        "kl_nats": t.kl,
     }
 
 
@@ -307,8 +311,9 @@ class GalaxyFlow:
         if not (isinstance(temperature, (int, float)) and temperature >= 0):
             raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
         keys = jr.split(key, _check_n(n))
-        x = _flow_sample(self.model, keys, jnp.float32(temperature))
-        return jnp.transpose(x, (0, 2, 3, 1))
+        temperature = jnp.float32(temperature)
+        x = _batched(lambda k: _flow_sample(self.model, k, temperature), keys)
+        return jnp.transpose(jnp.asarray(x), (0, 2, 3, 1))
 
     def bits_per_dim(self, images: ArrayLike) -> Float[np.ndarray, " n"]:
         """Exact bits/dim of each 8-bit image `(n, s, s, 3)` in [0, 1].
