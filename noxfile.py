@@ -18,6 +18,9 @@ nox.options.default_venv_backend = "uv|virtualenv"
 # build of torch, say) is passed on, so that both installers resolve the same wheels.
 if os.environ.get("PIP_FIND_LINKS") and not os.environ.get("UV_FIND_LINKS"):
     os.environ["UV_FIND_LINKS"] = os.environ["PIP_FIND_LINKS"]
+# pip compiles every module to bytecode when it installs, uv only when asked; without it each
+# notebook kernel would re-parse JAX, SciPy and the rest from source (several seconds a page).
+os.environ.setdefault("UV_COMPILE_BYTECODE", "1")
 nox.options.sessions = ["lint", "tests", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 
