@@ -178,11 +178,13 @@ def _channels_first(images) -> Float[Array, "n 3 s s"]:
 def _batched(fn, *arrays, size: int = 64):
     """`fn` on chunks of `size` rows, concatenated: bounded memory, and one compilation.
 
-    The last chunk is padded to `size` rows (repeating its last row) and the padding dropped
-    from the result, so that `fn` always sees the same shapes: a compilation costs seconds, a
-    padded chunk of a small model milliseconds. `fn` may return an array or a tuple of them.
+    Chunks have `size` rows, or, for fewer rows, the next power of two: the last chunk is padded
+    (repeating its last row) and the padding dropped from the result, so that `fn` sees at most
+    a few shapes and compiles once for each (a compilation costs seconds), while the padding
+    never more than doubles the work. `fn` may return an array or a tuple of them.
     """
     n = len(arrays[0])
+    size = min(size, 1 << (n - 1).bit_length())
     pieces = []
     for i in range(0, n, size):
         rows = np.minimum(np.arange(i, i + size), n - 1)  # past the end: the last row again
