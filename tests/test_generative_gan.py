@@ -109,6 +109,28 @@ def test_gan_step_learns_a_shifted_gaussian():
     assert float(jnp.mean(x)) == pytest.approx(3.0, abs=0.4)
 
 
+def test_several_steps_per_call_are_the_same_steps():
+    opt = optax.adam(1e-3, b1=0.5, b2=0.9)
+    state = gan.init_gan_state(
+        gan.MLP(2, 2, 16, key=jr.key(0)), gan.MLP(2, 1, 16, key=jr.key(1)), opt, opt
+    )
+    kwargs = dict(loss="wgan-gp", penalty=0.1, critic_steps=2)
+    real = lambda k, _: gan.ring_of_gaussians(k, 64)  # noqa: E731
+    one = gan.make_gan_step(real, 2, 64, opt, opt, **kwargs)
+    five = gan.make_gan_step(real, 2, 64, opt, opt, steps_per_call=5, **kwargs)
+    looped = state
+    for k in jr.split(jr.key(2), 5):
+        looped, last = one(None, looped, k)
+    scanned, last_scanned = five(None, state, jr.key(2))
+    assert int(scanned.step) == 5
+    for a, b in zip(jax.tree.leaves(eqx.filter(looped, eqx.is_array)),
+                    jax.tree.leaves(eqx.filter(scanned, eqx.is_array)), strict=True):  # fmt: skip
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(last, last_scanned, rtol=1e-4)
+    with pytest.raises(ValueError, match="steps_per_call must be a positive int"):
+        gan.make_gan_step(real, 2, 64, opt, opt, steps_per_call=0)
+
+
 def test_conv_generator_and_critic_shapes():
     g = gan.ConvGenerator(8, 16, width=8, key=jr.key(0))
     d = gan.ConvCritic(16, width=8, key=jr.key(1))

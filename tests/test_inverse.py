@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+import jaxtyping
 import numpy as np
 import pytest
 from gaussian_eps import GaussianEps
@@ -18,6 +19,7 @@ from tutorial_lib.diffusion.inverse import (
     psnr,
     random_mask,
     wiener_deconvolve,
+    zeta_sweep,
 )
 
 
@@ -78,3 +80,26 @@ def test_classical_baselines_beat_doing_nothing():
     mask = np.asarray(box_mask(32, 10, 10, 8, 8))
     filled = biharmonic_inpaint(truth * mask, mask)
     assert psnr(filled, truth) > psnr(truth * mask, truth) + 15
+
+
+def test_zeta_sweep_rewards_listening_to_the_data():
+    schedule, sd = CosineSchedule(), 0.4
+    prior = GaussianEps(schedule, 0.0, sd)
+    truth = sd * jr.normal(jr.key(1), (16, 1, 8, 8))
+    mask = random_mask(jr.key(2), 8, keep=0.5)
+    scores = zeta_sweep(
+        prior,
+        schedule,
+        Inpainting(mask),
+        truth,
+        jr.key(3),
+        zetas=(0.0, 0.3),
+        steps=50,
+        noise_sd=0.02,
+    )
+    assert list(scores) == [0.0, 0.3]
+    # zeta = 0 ignores y (a prior draw); a data term must pay off on the kept half of the pixels.
+    assert scores[0.3] > scores[0.0] + 2, scores
+    # One image, not a batch: the shape contract (or, unchecked, the function) names `truth`.
+    with pytest.raises((ValueError, jaxtyping.TypeCheckError), match="truth"):
+        zeta_sweep(prior, schedule, Inpainting(mask), truth[0], jr.key(3))

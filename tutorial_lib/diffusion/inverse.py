@@ -41,6 +41,7 @@ __all__ = [
     "psnr",
     "random_mask",
     "wiener_deconvolve",
+    "zeta_sweep",
 ]
 
 
@@ -181,6 +182,35 @@ def dps_sample(
         idx = np.linspace(0, steps - 1, keep).round().astype(int)
         trajectory = jnp.stack([x0s[i] for i in idx])
     return SampleResult(jnp.clip(x, -1.0, 1.0), 3 * steps, trajectory)
+
+
+def zeta_sweep(
+    model: EpsModel,
+    schedule: NoiseSchedule,
+    measurement: Measurement,
+    truth: Float[Array, "n c h w"],
+    key: PRNGKeyArray,
+    *,
+    zetas: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0, 30.0),
+    steps: int = 60,
+    noise_sd: float = 0.05,
+) -> dict[float, float]:
+    """Mean PSNR in dB (one DPS sample per image) for each step size in `zetas`: how a step
+    size is chosen. `truth` is a batch of images in model space that the evaluation will not
+    use (training images); each is observed once through `measurement` with noise `noise_sd`,
+    and each zeta costs one `dps_sample` of the batch with `steps` steps."""
+    if truth.ndim != 4 or len(truth) == 0:
+        raise ValueError(f"truth must be a non-empty batch (n, c, h, w), got shape {truth.shape}")
+    k_observe, k_sample = jr.split(key)
+    y = jax.vmap(lambda k, x: measurement.observe(k, x, noise_sd))(
+        jr.split(k_observe, len(truth)), truth
+    )
+    unit = (np.asarray(truth) + 1) / 2
+    scores = {}
+    for zeta in zetas:
+        images = dps_sample(model, schedule, measurement, y, k_sample, steps=steps, zeta=zeta)
+        scores[float(zeta)] = float(np.mean(psnr((np.asarray(images.images) + 1) / 2, unit)))
+    return scores
 
 
 # ----- classical baselines --------------------------------------------------------------------

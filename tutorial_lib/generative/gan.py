@@ -226,12 +226,21 @@ def make_gan_step(
     penalty: float = 0.0,
     critic_steps: int = 1,
     ema_decay: float = 0.999,
+    steps_per_call: int = 1,
 ):
     """A jitted `step(data, state, key) -> (state, (d_loss, g_loss))`: `critic_steps` updates of
     the critic, then one of the generator, and an exponential moving average of the generator
     (its samples are steadier than the last iterate's; Yazici et al. 2019).
-    `sample_real(key, data)` draws a batch of real samples."""
+    `sample_real(key, data)` draws a batch of real samples. With `steps_per_call > 1` one call
+    runs that many steps in a `lax.scan` (keys split from `key`) and returns the last losses:
+    for a small model, calling a compiled step from Python costs more than the step itself."""
     _check_loss(loss)
+    if (
+        isinstance(steps_per_call, bool)
+        or not isinstance(steps_per_call, int)
+        or steps_per_call < 1
+    ):
+        raise ValueError(f"steps_per_call must be a positive int, got {steps_per_call!r}")
 
     def fake(generator, key):
         return jax.vmap(generator)(jr.normal(key, (batch_size, latent_dim)))
@@ -251,8 +260,7 @@ def make_gan_step(
         critic = eqx.apply_updates(state.critic, updates)
         return eqx.tree_at(lambda s: (s.critic, s.d_opt_state), state, (critic, opt_state)), value
 
-    @eqx.filter_jit
-    def step(data, state: GANState, key):
+    def one_step(data, state: GANState, key):
         keys = jr.split(key, critic_steps + 1)
         for k in keys[:-1]:
             state, d_value = d_update(data, state, k)
@@ -276,7 +284,22 @@ def make_gan_step(
         new = GANState(generator, state.critic, ema, g_opt_state, state.d_opt_state, state.step + 1)
         return new, (d_value, g_value)
 
-    return step
+    if steps_per_call == 1:
+        return eqx.filter_jit(one_step)
+
+    @eqx.filter_jit
+    def steps(data, state: GANState, key):
+        # Only arrays may ride in a scan carry; static leaves (activations) stay outside.
+        arrays, static = eqx.partition(state, eqx.is_array)
+
+        def body(a, k):
+            new_state, values = one_step(data, eqx.combine(a, static), k)
+            return eqx.filter(new_state, eqx.is_array), values
+
+        arrays, (d_values, g_values) = jax.lax.scan(body, arrays, jr.split(key, steps_per_call))
+        return eqx.combine(arrays, static), (d_values[-1], g_values[-1])
+
+    return steps
 
 
 # ----- a 2-D toy with known modes ------------------------------------------------------------
