@@ -233,7 +233,7 @@ def make_gan_step(
     (its samples are steadier than the last iterate's; Yazici et al. 2019).
     `sample_real(key, data)` draws a batch of real samples. With `steps_per_call > 1` one call
     runs that many steps in a `lax.scan` (keys split from `key`) and returns the last losses:
-    for a small model, calling a compiled step from Python costs more than the step itself."""
+    one Python round trip per chunk instead of per step."""
     _check_loss(loss)
     if (
         isinstance(steps_per_call, bool)
