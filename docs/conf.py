@@ -27,6 +27,8 @@ extensions = [
     "library_links",
     # Executed outputs that link a CDN stylesheet (matplotlib animations) work offline.
     "offline_outputs",
+    # The reference pages' doctrees stay small (sphinx-autodoc2 leaves nested documents in them).
+    "nested_documents",
     # Links to the documentation of JAX, NumPy, Equinox and Diffrax (see intersphinx_mapping).
     "sphinx.ext.intersphinx",
 ]
