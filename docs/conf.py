@@ -4,6 +4,8 @@ import os
 import sys
 from pathlib import Path
 
+import astroid
+
 sys.path.insert(0, str(Path(__file__).parent / "_ext"))
 
 project = "JAX and Generative AI for Science"
@@ -40,6 +42,13 @@ autodoc2_render_plugin = "myst"
 # A module's reference shows what its `__all__` exports, nothing private.
 autodoc2_module_all_regexes = [r"tutorial_lib(\..*)?"]
 autodoc2_hidden_objects = ["private", "dunder", "inherited"]
+# autodoc2 reads the library's source with astroid, which follows imports into the libraries it
+# uses (JAX, PyTorch, ...) to work out what classes inherit; inherited members are hidden above,
+# so astroid skips those libraries: the same pages, 4 s less of every build.
+astroid.MANAGER.module_denylist.update(
+    "jax numpy scipy jaxtyping equinox optax diffrax lineax numpyro blackjax torch transformers "
+    "safetensors huggingface_hub pooch platformdirs h5py skimage matplotlib PIL py3Dmol".split()
+)
 
 # --- intersphinx: links to the documentation of the libraries the book uses --------------------
 # Each project's committed inventory in _intersphinx/ is read first, so the build works offline
