@@ -42,6 +42,9 @@ autodoc2_render_plugin = "myst"
 # A module's reference shows what its `__all__` exports, nothing private.
 autodoc2_module_all_regexes = [r"tutorial_lib(\..*)?"]
 autodoc2_hidden_objects = ["private", "dunder", "inherited"]
+# The reference pages' "On this page" lists modules and sections, not every function: with ~400
+# entries, Sphinx copied those lists into every page's sidebar navigation (5 s of each build).
+toc_object_entries = False
 # autodoc2 reads the library's source with astroid, which follows imports into the libraries it
 # uses (JAX, PyTorch, ...) to work out what classes inherit; inherited members are hidden above,
 # so astroid skips those libraries: the same pages, 4 s less of every build.
