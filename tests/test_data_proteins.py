@@ -112,6 +112,47 @@ def test_closest_relative_grows_with_identity_and_is_exact_for_copies():
         data.closest_relative(seqs, [6], [0])
 
 
+def test_kmer_sets_match_a_direct_count():
+    from tutorial_lib.data.fasta import AMINO_ACIDS
+    from tutorial_lib.data.homology import kmer_sets
+
+    rng = np.random.default_rng(4)
+    letters = list(AMINO_ACIDS + "X")  # X is not one of the 20: k-mers holding it are skipped
+    seqs = ["".join(rng.choice(letters, rng.integers(1, 60))) for _ in range(40)]
+
+    def code(word):
+        value = 0
+        for c in word:
+            value = 20 * value + AMINO_ACIDS.index(c)
+        return value
+
+    for k in (1, 6, 7, 8):  # 7 is the largest k computed in int32, 8 needs int64
+        kmer, who = kmer_sets(seqs, k=k)
+        expected = sorted(
+            {
+                (code(s[p : p + k]), i)
+                for i, s in enumerate(seqs)
+                for p in range(len(s) - k + 1)
+                if "X" not in s[p : p + k]
+            }
+        )
+        assert list(zip(kmer.tolist(), who.tolist(), strict=True)) == expected, k
+
+
+def test_shared_kmer_index_is_reused_only_for_the_same_sequences():
+    rng = np.random.default_rng(2)
+    aa = list("ACDEFGHIKLMNPQRSTVWY")
+    a, b = ("".join(rng.choice(aa, 500)) for _ in range(2))
+    seqs = [a, b, a]
+    assert data.closest_relative(seqs, [2], [0])[0] == 1.0
+    split = homology_split(seqs, (0.5, 0.25, 0.25), seed=0)
+    part_of = {i: next(n for n, part in enumerate(split) if i in part) for i in range(3)}
+    assert part_of[0] == part_of[2]  # the copies stay together
+    seqs[2] = b  # the same list, changed in place: no stale answer
+    assert data.closest_relative(seqs, [2], [0])[0] < 0.01
+    assert data.closest_relative(seqs, [2], [1])[0] == 1.0
+
+
 def test_split_fractions_are_validated():
     with pytest.raises(ValueError, match="fractions"):
         split_clusters(np.zeros(3, int), (0.5, -0.1, 0.6))

@@ -18,6 +18,7 @@ filter, not remote-homology detection; use MMseqs2 or CD-HIT at a lower identity
 stricter benchmark.
 """
 
+import functools
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -64,18 +65,20 @@ def kmer_sets(
         raise ValueError(f"k must be in 1..8 (so that codes times {n} fit in int64), got {k}")
     lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=n)
     codes = _LUT[np.frombuffer("".join(sequences).upper().encode("ascii"), dtype=np.uint8)]
-    owner = np.repeat(np.arange(n, dtype=np.int64), lengths)
+    owner = np.repeat(np.arange(n, dtype=np.int32 if n < 2**31 else np.int64), lengths)
     m = len(codes) - k + 1
     if m <= 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    kmer = np.zeros(m, dtype=np.int64)
+    # Codes below 20**7 fit in int32: half the memory traffic of int64, in place.
+    kmer = np.zeros(m, dtype=np.int32 if k <= 7 else np.int64)
     ok = owner[:m] == owner[k - 1 :]
     for j in range(k):
         c = codes[j : j + m]
         ok &= c != 255
-        kmer = kmer * 20 + c
+        kmer *= 20
+        kmer += c
     # One sort of a combined key; np.unique is hash-based and much slower here (NumPy >= 2.3).
-    key = np.sort(kmer[ok] * max(n, 1) + owner[:m][ok])
+    key = np.sort(kmer[ok].astype(np.int64) * max(n, 1) + owner[:m][ok])
     key = key[np.r_[True, key[1:] != key[:-1]]]
     return key // n, key % n
 
@@ -84,7 +87,25 @@ def _shared_kmers(
     sequences: Sequence[str], k: int, max_df: int
 ) -> tuple[Int[np.ndarray, " p"], Int[np.ndarray, " p"], Int[np.ndarray, " p"], np.ndarray]:
     """Every pair `(i, j)`, `i < j`, sharing a k-mer (those in more than `max_df` sequences
-    ignored), how many they share, and each sequence's k-mer count."""
+    ignored), how many they share, and each sequence's k-mer count. The last result is kept
+    (read-only): a page that splits by homology and then asks for `closest_relative` on the
+    same sequences computes it once."""
+    return _shared_kmers_of(tuple(sequences), k, max_df)
+
+
+@functools.lru_cache(maxsize=1)
+def _shared_kmers_of(
+    sequences: tuple[str, ...], k: int, max_df: int
+) -> tuple[Int[np.ndarray, " p"], Int[np.ndarray, " p"], Int[np.ndarray, " p"], np.ndarray]:
+    result = _count_shared_kmers(sequences, k, max_df)
+    for array in result:
+        array.flags.writeable = False
+    return result
+
+
+def _count_shared_kmers(
+    sequences: Sequence[str], k: int, max_df: int
+) -> tuple[Int[np.ndarray, " p"], Int[np.ndarray, " p"], Int[np.ndarray, " p"], np.ndarray]:
     n = len(sequences)
     kmer, who = kmer_sets(sequences, k=k)
     size = np.bincount(who, minlength=n)
