@@ -97,15 +97,6 @@ def _shared_kmers(
 def _shared_kmers_of(
     sequences: tuple[str, ...], k: int, max_df: int
 ) -> tuple[Int[np.ndarray, " p"], Int[np.ndarray, " p"], Int[np.ndarray, " p"], np.ndarray]:
-    result = _count_shared_kmers(sequences, k, max_df)
-    for array in result:
-        array.flags.writeable = False
-    return result
-
-
-def _count_shared_kmers(
-    sequences: Sequence[str], k: int, max_df: int
-) -> tuple[Int[np.ndarray, " p"], Int[np.ndarray, " p"], Int[np.ndarray, " p"], np.ndarray]:
     n = len(sequences)
     kmer, who = kmer_sets(sequences, k=k)
     size = np.bincount(who, minlength=n)
@@ -119,14 +110,18 @@ def _count_shared_kmers(
         members = who[s[:, None] + np.arange(d)]  # ascending within each k-mer
         iu, ju = np.triu_indices(d, 1)
         chunks.append(members[:, iu].ravel() * n + members[:, ju].ravel())
-    if not chunks:
+    if chunks:
+        key = np.sort(np.concatenate(chunks))
+        first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        shared = np.diff(np.r_[first, len(key)])
+        key = key[first]
+        result = (key // n, key % n, shared, size)
+    else:
         empty = np.zeros(0, np.int64)
-        return empty, empty, empty, size
-    key = np.sort(np.concatenate(chunks))
-    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    shared = np.diff(np.r_[first, len(key)])
-    key = key[first]
-    return key // n, key % n, shared, size
+        result = (empty, empty, empty, size)
+    for array in result:
+        array.flags.writeable = False  # the cache keeps it: no caller may change it
+    return result
 
 
 def near_duplicate_pairs(
