@@ -38,7 +38,8 @@ extensions = [
 # --- library reference (docs/reference/) ------------------------------------------------------
 autodoc2_packages = [{"path": "../tutorial_lib", "auto_mode": False}]
 autodoc2_docstring_parser_regexes = [(r".*", "myst")]
-autodoc2_render_plugin = "myst"
+# MyST, less two kinds of noise (an empty "Initialization" heading, "None" as a description).
+autodoc2_render_plugin = "reference_renderer.ReferenceRenderer"
 # A module's reference shows what its `__all__` exports, nothing private.
 autodoc2_module_all_regexes = [r"tutorial_lib(\..*)?"]
 autodoc2_hidden_objects = ["private", "dunder", "inherited"]
